@@ -1,0 +1,36 @@
+"""The schema comes only from migrations, and SQLite runs with WAL and foreign keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+
+from journal import db
+from journal.models import Base
+
+
+def test_empty_database_upgrades_to_head(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'j.db'}")
+    assert db.current_revision(engine) is None
+    db.ensure_schema(engine)
+    assert db.current_revision(engine) == db.head_revision()
+    assert set(Base.metadata.tables) <= set(db.table_names(engine))
+
+
+def test_migrations_match_models(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'j.db'}")
+    db.ensure_schema(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_sqlite_pragmas(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'j.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
