@@ -213,3 +213,19 @@ def db_upgrade_cmd(journal: Journal) -> None:
     from journal import db
 
     click.echo(f"database at revision {db.current_revision(journal.engine)}")
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@pass_journal
+def serve_cmd(journal: Journal, host: str, port: int) -> None:
+    """Serve the web app with a production WSGI server (waitress).
+
+    Example: journal --home ~/journal serve --port 8080
+    """
+    from journal.app import create_app, serve
+
+    app = create_app(journal.settings)
+    click.echo(f"journal: serving {journal.settings.home} at http://{host}:{port}/ (Ctrl-C stops)", err=True)
+    serve(app, host, port)
