@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from journal import db
+from journal.app import create_app
 from journal.config import Settings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -59,3 +70,109 @@ def sample() -> Callable[[str], Path]:
         return path
 
     return find
+
+
+# --- web -------------------------------------------------------------------------------------
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    """The Flask app on the test's data home."""
+    application = create_app(settings, TESTING=True)
+    yield application
+    application.extensions["journal.engine"].dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client with no session."""
+    return app.test_client()
+
+
+def csrf_token(client: FlaskClient, path: str = "/login") -> str:
+    """The CSRF token of the client's session, read from a page's form."""
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'name="csrf_token" value="([^"]+)"', html
+    )
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def make_user(app: Flask, name: str = "alice", password: str = PASSWORD) -> int:
+    """Create an account directly through the service; returns its id."""
+    from journal.services import users
+
+    with app.extensions["journal.sessions"]() as s, s.begin():
+        return users.create_user(s, name, password).id
+
+
+def sign_in(client: FlaskClient, name: str = "alice", password: str = PASSWORD) -> None:
+    """Sign the client in through the real login form."""
+    token = csrf_token(client, "/login")
+    response = client.post("/login", data={"name": name, "password": password, "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+
+@pytest.fixture
+def user_client(app: Flask, client: FlaskClient) -> FlaskClient:
+    """A client signed in as alice (the owner)."""
+    make_user(app)
+    sign_in(client)
+    return client
+
+
+@dataclass
+class LiveServer:
+    """A real `journal serve` process on 127.0.0.1."""
+
+    url: str
+    home: Path
+    process: subprocess.Popen[bytes]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """Start `journal serve` on a free loopback port with its own data home; stop it afterwards."""
+    home = tmp_path / "live-home"
+    port = free_port()
+    env = {**os.environ, "JOURNAL_HOME": str(home)}
+    env.pop("JOURNAL_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "journal", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(process.stderr.read().decode() if process.stderr else "server died") from None
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError("journal serve did not answer /healthz within 30 s")
+    yield LiveServer(url, home, process)
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stderr:
+        process.stderr.close()
