@@ -177,7 +177,8 @@ def import_cmd(
     with journal.transaction() as session:
         user_id = users.get_user(session, user_name).id
     options = importing.ImportOptions(user_id=user_id, trip_title=trip_title)
-    candidates = list(importing.discover(paths))
+    exclude = (journal.settings.uploads_dir, journal.settings.exports_dir)
+    candidates = list(importing.discover(paths, exclude=exclude))
     importer = importing.Importer(journal.settings, journal.sessions, options)
     with click.progressbar(
         length=len(candidates), label="importing", file=sys.stderr, show_pos=True

@@ -130,12 +130,19 @@ def _read_prefix(path: Path, size: int) -> bytes:
         return handle.read(size)
 
 
-def discover(paths: Iterable[Path]) -> Iterator[Candidate]:
-    """Walk files and folders (recursively), skipping hidden entries; in a stable order."""
+def discover(paths: Iterable[Path], *, exclude: Iterable[Path] = ()) -> Iterator[Candidate]:
+    """Walk files and folders (recursively), skipping hidden entries and `exclude`; in a stable order.
+
+    The data home's own uploads/ and exports/ go in `exclude`, so `journal import .` run in
+    the data home does not import the journal's renditions as new photos.
+    """
+    skip = {p.resolve() for p in exclude}
     for root in paths:
         if root.is_dir():
             for folder, dirs, files in os.walk(root):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted(
+                    d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() not in skip
+                )
                 for name in sorted(files):
                     if not name.startswith("."):
                         path = Path(folder) / name
