@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the tests drive for real: Chromium (browser tests through Playwright,
-# never a downloaded browser) and PostgreSQL (a server started by the test setup).
+# never a downloaded browser), PostgreSQL (a server started by the test setup), and
+# independent checkers for what we write.
 set -euo pipefail
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# ExifTool and Info-ZIP check exported files independently of our own readers.
+command -v exiftool >/dev/null || need+=(libimage-exiftool-perl)
+command -v unzip >/dev/null || need+=(unzip)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null; then SUDO=sudo; else

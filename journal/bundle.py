@@ -1,0 +1,497 @@
+"""One post bundle: manifest.json, index.html, map.html and photos in a zip, written atomically.
+
+Photos go in uncompressed (ZIP_STORED: JPEG does not deflate), streamed in chunks, so memory
+stays flat however large the export. Each file is hashed while it streams into the zip, and the
+whole zip is hashed while it is written: the output is non-seekable on purpose, which makes
+zipfile write data descriptors instead of seeking back to patch local headers (a seek would
+invalidate the running hash). Every entry name is made here or checked here: never a user's path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, cast
+
+import jinja2
+
+from journal import mapview
+from journal.batching import estimate_zip_bytes, plan_batches, zip_entry_size
+from journal.errors import InvalidInput, UnreadableFile
+from journal.geo import is_valid_position
+from journal.privacy import ByteSink
+from journal.storage import CHUNK, atomic_write
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = "journal.bundle/1"
+MANIFEST = "manifest.json"
+INDEX = "index.html"
+MAP = "map.html"
+ASSET_DIR = "assets/"
+TEMPLATE = "export/index.html"
+
+#: A file's bytes: a file on disk, bytes in memory, or a function writing them to a sink.
+FileSource = Path | bytes | Callable[[ByteSink], object]
+
+_COMPONENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+_ENTRY_NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT}){{0,7}}")
+_EXTENSION = re.compile(r"[a-z0-9]{1,5}")
+_TEXT_SUFFIXES = {".html", ".json", ".js", ".css", ".txt", ".svg", ".geojson", ""}
+_TEMPLATE_DIRS = (
+    Path(__file__).resolve().parent / "templates",  # installed wheel (force-include)
+    Path(__file__).resolve().parent.parent / "templates",  # source tree / editable install
+)
+#: Upper bound of what one post adds to manifest.json, index.html and map.html besides its text
+#: (keys, markup, hashes); text is counted at its worst-case escaped size in each of the three.
+_POST_MARKUP_BYTES = 2_000
+_FILE_MARKUP_BYTES = 600
+_TEXT_BYTES_PER_CHAR = 6 + 6 + 12  # manifest (JSON escape), index (HTML entity), map (JSON \\u pair)
+
+
+def check_entry_name(name: str) -> str:
+    """Return name if it is a safe relative zip path (no '..', no leading '/', no backslash)."""
+    if not _ENTRY_NAME.fullmatch(name):
+        raise InvalidInput(f"unsafe name inside a bundle: {name!r}")
+    return name
+
+
+def photo_entry_name(post_id: int, number: int, ext: str = "jpg") -> str:
+    """The zip path of a post's n-th photo: photos/<post-id>-<n>.<ext>."""
+    if post_id < 0 or number < 1 or not _EXTENSION.fullmatch(ext):
+        raise InvalidInput("bad post id, photo number or extension for a bundle entry")
+    return f"photos/{int(post_id)}-{int(number)}.{ext}"
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    """One photo of a post as it goes into the zip; size_hint bounds a callable source's bytes."""
+
+    path_in_zip: str
+    source: FileSource
+    width: int
+    height: int
+    size_hint: int | None = None
+
+    def __post_init__(self) -> None:
+        check_entry_name(self.path_in_zip)
+        if self.width <= 0 or self.height <= 0:
+            raise InvalidInput("a bundle photo needs a positive size")
+        if callable(self.source) and self.size_hint is None:
+            raise InvalidInput("a generated bundle file needs a size_hint")
+
+    def size_bound(self) -> int:
+        """Bytes this file will have (exact for paths and bytes, the hint for generated files)."""
+        if isinstance(self.source, Path):
+            return self.source.stat().st_size
+        if isinstance(self.source, bytes):
+            return len(self.source)
+        assert self.size_hint is not None
+        return self.size_hint
+
+
+@dataclass(frozen=True)
+class BundlePost:
+    """One post (or one numbered part of it) as it goes into a bundle; texts are already privacy-filtered."""
+
+    id: int
+    caption: str
+    caption_cut: bool
+    taken_at_utc: str | None
+    taken_at_local: str | None
+    place: str | None
+    location: dict[str, float] | None
+    files: Sequence[BundleFile] = ()
+    platform: str | None = None
+    part: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", tuple(self.files))
+        if self.location is not None:
+            if set(self.location) != {"lat", "lon"} or not is_valid_position(
+                self.location["lat"], self.location["lon"]
+            ):
+                raise InvalidInput("a bundle location is {'lat': .., 'lon': ..} in degrees")
+        if self.part is not None and not 1 <= self.part[0] <= self.part[1]:
+            raise InvalidInput("a part is (k, n) with 1 <= k <= n")
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """A written bundle: where, its SHA-256 and size, and the manifest it holds."""
+
+    path: Path
+    sha256: str
+    bytes: int
+    manifest: dict[str, Any] = field(repr=False)
+
+
+class _HashingOutput:
+    """A write-only, non-seekable stream that hashes and counts what passes through it."""
+
+    def __init__(self, target: ByteSink) -> None:
+        self._target = target
+        self._digest = hashlib.sha256()
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        """Hash, count and forward data."""
+        self._digest.update(data)
+        self._target.write(data)
+        self.count += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing buffered here; zipfile calls it on close."""
+
+    def hexdigest(self) -> str:
+        """SHA-256 of everything written so far."""
+        return self._digest.hexdigest()
+
+
+# --- writing ---
+
+
+def write_bundle_zip(
+    dest: Path,
+    *,
+    posts: Sequence[BundlePost],
+    batch: int,
+    batches: int,
+    created_at: str,
+    index_html: str,
+    map_html: str | None = None,
+    assets: Sequence[tuple[str, Path]] = (),
+    staging: Path | None = None,
+) -> BundleInfo:
+    """Write one batch as a zip at dest (atomically) and return its path, SHA-256, size and manifest.
+
+    `assets` are (path relative to assets/, file) pairs, as mapview.asset_files() gives them.
+    `batch` counts from 1.
+    """
+    if not 1 <= batch <= batches:
+        raise InvalidInput("batch must be between 1 and batches")
+    stamp = _zip_time(created_at)
+    _check_unique_names(posts, assets, map_html is not None)
+    with atomic_write(dest, staging=staging) as handle:
+        out = _HashingOutput(handle)
+        with zipfile.ZipFile(cast(IO[bytes], out), "w", allowZip64=True) as archive:
+            entries = [_write_post(archive, post, stamp) for post in posts]
+            manifest = build_manifest(posts, entries, batch=batch, batches=batches, created_at=created_at)
+            _write_text(archive, MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1), stamp)
+            _write_text(archive, INDEX, index_html, stamp)
+            if map_html is not None:
+                _write_text(archive, MAP, map_html, stamp)
+            for relpath, path in assets:
+                _write_asset(archive, ASSET_DIR + relpath, path, stamp)
+    logger.info("wrote bundle %s (%d posts, %d bytes)", dest, len(posts), out.count)
+    return BundleInfo(path=dest, sha256=out.hexdigest(), bytes=out.count, manifest=manifest)
+
+
+def _zip_time(created_at: str) -> tuple[int, int, int, int, int, int]:
+    """Zip entry time from created_at (UTC), so a bundle's bytes depend on its inputs only."""
+    try:
+        moment = datetime.fromisoformat(created_at)
+    except ValueError:
+        raise InvalidInput(f"created_at is not an ISO date-time: {created_at!r}") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return (max(1980, moment.year), moment.month, moment.day, moment.hour, moment.minute, moment.second)
+
+
+def _check_unique_names(
+    posts: Sequence[BundlePost], assets: Sequence[tuple[str, Path]], has_map: bool
+) -> None:
+    """Refuse duplicate or reserved entry names before anything is written."""
+    names = [MANIFEST, INDEX] + ([MAP] if has_map else [])
+    names += [check_entry_name(ASSET_DIR + relpath) for relpath, _ in assets]
+    for post in posts:
+        for file in post.files:
+            if file.path_in_zip.startswith(ASSET_DIR):
+                raise InvalidInput(f"photo entry inside assets/: {file.path_in_zip!r}")
+            names.append(file.path_in_zip)
+    seen: set[str] = set()
+    for name in names:
+        if name.lower() in seen:
+            raise InvalidInput(f"two bundle entries named {name!r}")
+        seen.add(name.lower())
+
+
+def _zip_info(name: str, stamp: tuple[int, int, int, int, int, int], *, compress: bool) -> zipfile.ZipInfo:
+    """A ZipInfo with fixed time, rw-r--r-- permissions and the given compression."""
+    info = zipfile.ZipInfo(name, date_time=stamp)
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _write_post(
+    archive: zipfile.ZipFile, post: BundlePost, stamp: tuple[int, int, int, int, int, int]
+) -> list[dict[str, Any]]:
+    """Stream a post's files into the zip; return their manifest entries."""
+    entries = []
+    for file in post.files:
+        info = _zip_info(file.path_in_zip, stamp, compress=False)
+        # zipfile switches to zip64 headers when file_size * 1.05 passes 2 GiB.
+        info.file_size = file.size_bound()
+        sha256, size = _stream_entry(archive, info, file.source)
+        entries.append(
+            {
+                "path": file.path_in_zip,
+                "sha256": sha256,
+                "width": file.width,
+                "height": file.height,
+                "bytes": size,
+            }
+        )
+    return entries
+
+
+def _stream_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: FileSource) -> tuple[str, int]:
+    """Write one entry from its source in chunks; return its SHA-256 and size."""
+    with archive.open(info, "w") as entry:
+        tee = _HashingOutput(entry)
+        if isinstance(source, Path):
+            _copy_file(source, tee)
+        elif isinstance(source, bytes):
+            tee.write(source)
+        else:
+            source(tee)
+    return tee.hexdigest(), tee.count
+
+
+def _copy_file(path: Path, sink: ByteSink) -> None:
+    """Copy a file's bytes to sink in chunks."""
+    try:
+        handle = path.open("rb")
+    except OSError as error:
+        raise UnreadableFile(f"cannot read {path.name}: {error.strerror}") from error
+    with handle:
+        while chunk := handle.read(CHUNK):
+            sink.write(chunk)
+
+
+def _write_text(
+    archive: zipfile.ZipFile, name: str, text: str, stamp: tuple[int, int, int, int, int, int]
+) -> None:
+    """Write a deflated UTF-8 text entry."""
+    archive.writestr(_zip_info(name, stamp, compress=True), text.encode("utf-8"))
+
+
+def _write_asset(
+    archive: zipfile.ZipFile, name: str, path: Path, stamp: tuple[int, int, int, int, int, int]
+) -> None:
+    """Copy one map asset: text deflated, images stored."""
+    info = _zip_info(check_entry_name(name), stamp, compress=path.suffix.lower() in _TEXT_SUFFIXES)
+    info.file_size = path.stat().st_size
+    with archive.open(info, "w") as entry:
+        _copy_file(path, entry)
+
+
+def build_manifest(
+    posts: Sequence[BundlePost],
+    files: Sequence[list[dict[str, Any]]],
+    *,
+    batch: int,
+    batches: int,
+    created_at: str,
+) -> dict[str, Any]:
+    """The manifest.json document (schema journal.bundle/1) for posts and their written files."""
+    return {
+        "schema": SCHEMA,
+        "batch": batch,
+        "batches": batches,
+        "created_at": created_at,
+        "posts": [_manifest_post(post, entries) for post, entries in zip(posts, files, strict=True)],
+    }
+
+
+def _manifest_post(post: BundlePost, files: list[dict[str, Any]]) -> dict[str, Any]:
+    """One post's manifest entry."""
+    return {
+        "id": post.id,
+        "caption": post.caption,
+        "caption_cut": post.caption_cut,
+        "taken_at_utc": post.taken_at_utc,
+        "taken_at_local": post.taken_at_local,
+        "place": post.place,
+        "location": dict(post.location) if post.location is not None else None,
+        "platform": post.platform,
+        "part": list(post.part) if post.part is not None else None,
+        "files": files,
+    }
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of a bundle zip (for `journal published`); InvalidInput when it is not a bundle."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(MANIFEST) as handle:
+            manifest = json.load(handle)
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError) as error:
+        raise InvalidInput(f"{path.name} is not a journal bundle: {error}") from error
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        raise InvalidInput(f"{path.name} is not a {SCHEMA} bundle")
+    return manifest
+
+
+# --- pages ---
+
+
+def _format_when(value: str | None) -> str:
+    """Jinja filter: ISO time as 'YYYY-MM-DD HH:MM' ('UTC' appended for a Z or offset time)."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _environment() -> jinja2.Environment:
+    """A Jinja environment with autoescape on, reading templates/ (installed or source tree)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(path) for path in _TEMPLATE_DIRS if path.is_dir()]),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["when"] = _format_when
+    return env
+
+
+def render_index_html(
+    posts: Sequence[BundlePost],
+    *,
+    title: str,
+    has_map: bool,
+    batch: int = 1,
+    batches: int = 1,
+    created_at: str | None = None,
+) -> str:
+    """The batch as an offline journal page; has_map embeds map.html in an iframe."""
+    template = _environment().get_template(TEMPLATE)
+    return template.render(
+        posts=posts, title=title, has_map=has_map, batch=batch, batches=batches, created_at=created_at
+    )
+
+
+def map_points(posts: Sequence[BundlePost]) -> list[mapview.MapPoint]:
+    """One mapview.MapPoint per located post (the first part of a split post)."""
+    points: list[mapview.MapPoint] = []
+    seen: set[int] = set()
+    for post in posts:
+        if post.location is None or post.id in seen:
+            continue
+        seen.add(post.id)
+        points.append(
+            mapview.MapPoint(
+                id=post.id,
+                lat=post.location["lat"],
+                lon=post.location["lon"],
+                caption=post.caption,
+                taken_at=post.taken_at_local or post.taken_at_utc,
+                place=post.place,
+                thumb_url=post.files[0].path_in_zip if post.files else None,
+            )
+        )
+    return points
+
+
+def render_map_html(posts: Sequence[BundlePost], *, title: str) -> str | None:
+    """map.html for the batch with assets under assets/, or None when no post has a location."""
+    points = map_points(posts)
+    if not points:
+        return None
+    return mapview.build_map_html(asset_base=ASSET_DIR, points=points, title=title)
+
+
+def map_assets() -> list[tuple[str, Path]]:
+    """The files map.html loads, as (path under assets/, file) pairs."""
+    return mapview.asset_files()
+
+
+def build_bundle(
+    dest: Path,
+    *,
+    posts: Sequence[BundlePost],
+    batch: int,
+    batches: int,
+    created_at: str,
+    title: str,
+    staging: Path | None = None,
+) -> BundleInfo:
+    """Render index.html and map.html for a batch and write its zip (map and assets only with positions)."""
+    map_html = render_map_html(posts, title=title)
+    index_html = render_index_html(
+        posts, title=title, has_map=map_html is not None, batch=batch, batches=batches, created_at=created_at
+    )
+    return write_bundle_zip(
+        dest,
+        posts=posts,
+        batch=batch,
+        batches=batches,
+        created_at=created_at,
+        index_html=index_html,
+        map_html=map_html,
+        assets=map_assets() if map_html is not None else (),
+        staging=staging,
+    )
+
+
+# --- size estimates for batching ---
+
+
+def estimate_post_bytes(post: BundlePost) -> int:
+    """Upper bound of what one post adds to a bundle zip: its files plus its share of the text entries."""
+    files = sum(zip_entry_size(f.path_in_zip, f.size_bound()) for f in post.files)
+    text_chars = len(post.caption) + len(post.place or "")
+    markup = _POST_MARKUP_BYTES + _FILE_MARKUP_BYTES * len(post.files)
+    return files + markup + _TEXT_BYTES_PER_CHAR * text_chars
+
+
+def estimate_fixed_bytes(*, title: str, with_map: bool) -> int:
+    """Upper bound of what every bundle carries whatever its posts: pages, map assets, zip end records."""
+    entries = [
+        (MANIFEST, 200 + len(title.encode("utf-8"))),
+        (INDEX, len(_empty_index(title).encode("utf-8"))),
+    ]
+    if with_map:
+        page = mapview.build_map_html(asset_base=ASSET_DIR, points=(), title=title)
+        entries.append((MAP, len(page.encode("utf-8"))))
+        entries += [(ASSET_DIR + rel, path.stat().st_size) for rel, path in map_assets()]
+    # Deflate can grow incompressible input by 5 bytes per 16 KiB block plus a few bytes.
+    slack = sum(size // 16_384 * 5 + 64 for _, size in entries)
+    return estimate_zip_bytes(entries) + slack
+
+
+def _empty_index(title: str) -> str:
+    """index.html of a batch without posts (the fixed part of every page)."""
+    return render_index_html(
+        [], title=title, has_map=True, batch=99, batches=99, created_at="2000-01-01T00:00:00Z"
+    )
+
+
+def plan_bundles(
+    groups: Sequence[Sequence[BundlePost]], max_bytes: int | None, *, title: str
+) -> list[list[BundlePost]]:
+    """Batches of posts under max_bytes; each group (the parts of one post) stays in one batch."""
+    with_map = any(post.location is not None for group in groups for post in group)
+    fixed = estimate_fixed_bytes(title=title, with_map=with_map)
+    batches = plan_batches(
+        list(groups), lambda group: sum(estimate_post_bytes(p) for p in group), max_bytes, fixed_bytes=fixed
+    )
+    return [_flatten(batch) for batch in batches]
+
+
+def _flatten(groups: Iterable[Sequence[BundlePost]]) -> list[BundlePost]:
+    """The posts of several groups, in order."""
+    return [post for group in groups for post in group]

@@ -1,0 +1,561 @@
+"""What a published post may reveal: coarse or hidden positions, and JPEG files scrubbed of metadata.
+
+`scrub_jpeg` rewrites only the header segments of a JPEG and streams the entropy-coded data
+unchanged, so it is lossless and runs in flat memory. It keeps a whitelist (JFIF without its
+thumbnail, the ICC profile, Adobe's colour-transform flags and the segments a decoder needs) and
+drops everything else: EXIF and XMP (APP1), MPF (APP2), Photoshop/IPTC (APP13), other APPn,
+comments, every frame after the first (MPO) and any trailer after EOI (Samsung and motion-photo
+trailers carry positions and video). A fresh EXIF segment holding only the fields of `ExifKeep`
+is inserted after SOI/JFIF.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import math
+import re
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO, Literal, Protocol, get_args
+
+from PIL import ExifTags, Image
+
+from journal.errors import InvalidInput, UnreadableFile, UnsupportedFile
+from journal.geo import haversine_m, is_valid_position
+from journal.storage import atomic_write
+
+logger = logging.getLogger(__name__)
+
+LocationMode = Literal["exact", "approx", "none"]
+LOCATION_MODES: tuple[str, ...] = get_args(LocationMode)
+
+#: Grid step of `approx`: 0.05 degree of latitude is 5.56 km; longitude steps are widened by 1/cos(lat).
+GRID_DEG = 0.05
+#: `approx` gives the town centre when the photo is at most this far from it.
+TOWN_RADIUS_M = 10_000.0
+CHUNK = 1 << 20
+
+
+class ByteSink(Protocol):
+    """Anything with a binary write(): a file, a zip entry, a hashing wrapper."""
+
+    def write(self, data: bytes, /) -> object:
+        """Write all of data."""
+
+
+# --- positions ---
+
+
+@dataclass(frozen=True)
+class PrivacyZone:
+    """A circle (home, family) inside which no position is ever published."""
+
+    lat: float
+    lon: float
+    radius_m: float
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        _check_position(self.lat, self.lon)
+        if not self.radius_m > 0:
+            raise InvalidInput("privacy zone radius must be positive")
+
+    def contains(self, lat: float, lon: float) -> bool:
+        """True when the point lies inside the zone (border included)."""
+        return haversine_m(self.lat, self.lon, lat, lon) <= self.radius_m
+
+
+def check_location_mode(mode: str) -> LocationMode:
+    """Return mode if it is exact/approx/none, else raise InvalidInput."""
+    for known in get_args(LocationMode):
+        if mode == known:
+            return known  # type: ignore[no-any-return]
+    raise InvalidInput(f"unknown location mode {mode!r}; choose one of: {', '.join(LOCATION_MODES)}")
+
+
+def in_any_zone(lat: float, lon: float, zones: Sequence[PrivacyZone]) -> bool:
+    """True when the point lies in one of the zones."""
+    return any(zone.contains(lat, lon) for zone in zones)
+
+
+def public_location(
+    lat: float,
+    lon: float,
+    mode: LocationMode,
+    zones: Sequence[PrivacyZone],
+    *,
+    town: tuple[float, float] | None = None,
+) -> tuple[float, float] | None:
+    """The position a post may show: exact, coarse (town centre or ~5 km grid cell centre) or None.
+
+    A point inside a privacy zone gives None in every mode, and so does a coarse position that
+    would itself fall inside a zone (a town centre next to home would point at home).
+    """
+    mode = check_location_mode(mode)
+    _check_position(lat, lon)
+    if mode == "none" or in_any_zone(lat, lon, zones):
+        return None
+    if mode == "exact":
+        return (lat, lon)
+    if town is not None and haversine_m(lat, lon, *town) <= TOWN_RADIUS_M:
+        coarse = town
+    else:
+        coarse = snap_to_grid(lat, lon)
+    return None if in_any_zone(*coarse, zones) else coarse
+
+
+def exif_position(
+    lat: float | None,
+    lon: float | None,
+    mode: LocationMode,
+    zones: Sequence[PrivacyZone],
+) -> tuple[float, float] | None:
+    """The position that may go into a file's EXIF: only in `exact` mode and outside every zone."""
+    mode = check_location_mode(mode)
+    if lat is None or lon is None or mode != "exact":
+        return None
+    return public_location(lat, lon, mode, zones)
+
+
+def snap_to_grid(lat: float, lon: float) -> tuple[float, float]:
+    """Centre of the ~5.5 km cell holding the point; no two cell centres are closer than ~5.4 km."""
+    rows = round(180 / GRID_DEG)
+    row = min(rows - 1, math.floor((lat + 90) / GRID_DEG))
+    centre_lat = -90 + (row + 0.5) * GRID_DEG
+    columns = _grid_columns(centre_lat)
+    step = 360 / columns
+    column = math.floor((lon + 180) / step) % columns
+    centre_lon = -180 + (column + 0.5) * step
+    return (round(centre_lat, 6), round(centre_lon, 6))
+
+
+def _grid_columns(centre_lat: float) -> int:
+    """Cells in a latitude band: each at least GRID_DEG of latitude wide, dividing 360 evenly."""
+    circumference_deg = 360 * math.cos(math.radians(centre_lat))
+    columns = math.floor(circumference_deg / GRID_DEG)
+    # On the tiny circles next to a pole, chords between a handful of cells get shorter than the
+    # arc; one cell for the whole band keeps every output at least a cell apart.
+    return columns if columns > 6 else 1
+
+
+def public_place(place: str | None, country: str | None, mode: LocationMode) -> str | None:
+    """The place name a post may show: the place (town) unless mode is `none`, then the country only."""
+    mode = check_location_mode(mode)
+    if mode == "none":
+        return country or None
+    return place or country or None
+
+
+def _check_position(lat: float, lon: float) -> None:
+    """Raise InvalidInput unless lat/lon are finite WGS84 degrees."""
+    if not is_valid_position(lat, lon):
+        raise InvalidInput(f"not a position: {lat}, {lon}")
+
+
+# --- the EXIF that survives ---
+
+_OFFSET = re.compile(r"[+-](?:[01]\d|2[0-3]):[0-5]\d")
+_MAX_TEXT = 128
+
+
+@dataclass(frozen=True)
+class ExifKeep:
+    """The only EXIF fields a published file carries; `position` must already be privacy-filtered.
+
+    `taken_at` is the local wall-clock time as ISO 8601 ("YYYY-MM-DDTHH:MM:SS"), `utc_offset`
+    "+HH:MM"; None leaves a field out.
+    """
+
+    orientation: int | None = None
+    taken_at: str | None = None
+    utc_offset: str | None = None
+    make: str | None = None
+    model: str | None = None
+    position: tuple[float, float] | None = None
+    alt: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.orientation is not None and not 1 <= self.orientation <= 8:
+            raise InvalidInput("orientation must be 1-8")
+        if self.utc_offset is not None and not _OFFSET.fullmatch(self.utc_offset):
+            raise InvalidInput("utc_offset must look like +HH:MM")
+        if self.position is not None:
+            _check_position(*self.position)
+        if self.alt is not None and (self.position is None or not math.isfinite(self.alt)):
+            raise InvalidInput("alt needs a position and a finite value")
+        for text in (self.make, self.model):
+            if text is not None and (len(text) > _MAX_TEXT or not text.isprintable()):
+                raise InvalidInput("make/model must be short printable text")
+        if self.taken_at is not None:
+            _exif_datetime(self.taken_at)
+
+
+def _exif_datetime(value: str) -> str:
+    """ISO local time -> EXIF "YYYY:MM:DD HH:MM:SS" (EXIF 2.32, DateTimeOriginal)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"not an ISO date-time: {value!r}") from None
+    return moment.strftime("%Y:%m:%d %H:%M:%S")
+
+
+def build_exif(keep: ExifKeep) -> bytes:
+    """A minimal EXIF block ("Exif\\0\\0" + TIFF) holding only the fields of keep."""
+    exif = Image.Exif()
+    if keep.orientation is not None:
+        exif[ExifTags.Base.Orientation] = keep.orientation
+    if keep.make:
+        exif[ExifTags.Base.Make] = keep.make.strip()
+    if keep.model:
+        exif[ExifTags.Base.Model] = keep.model.strip()
+    if keep.taken_at or keep.utc_offset:
+        sub = exif.get_ifd(ExifTags.IFD.Exif)
+        sub[ExifTags.Base.ExifVersion] = b"0232"
+        if keep.taken_at:
+            sub[ExifTags.Base.DateTimeOriginal] = _exif_datetime(keep.taken_at)
+        if keep.utc_offset:
+            sub[ExifTags.Base.OffsetTimeOriginal] = keep.utc_offset
+    if keep.position is not None:
+        _add_gps(exif, keep.position, keep.alt)
+    return exif.tobytes()
+
+
+def _add_gps(exif: Image.Exif, position: tuple[float, float], alt: float | None) -> None:
+    """Fill the GPS IFD with latitude, longitude and (optionally) altitude."""
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    lat, lon = position
+    gps[ExifTags.GPS.GPSVersionID] = b"\x02\x02\x00\x00"
+    gps[ExifTags.GPS.GPSLatitudeRef] = "N" if lat >= 0 else "S"
+    gps[ExifTags.GPS.GPSLatitude] = _dms(lat)
+    gps[ExifTags.GPS.GPSLongitudeRef] = "E" if lon >= 0 else "W"
+    gps[ExifTags.GPS.GPSLongitude] = _dms(lon)
+    if alt is not None:
+        # GPSAltitudeRef: 0 above sea level, 1 below (EXIF 2.32, 4.6.6).
+        gps[ExifTags.GPS.GPSAltitudeRef] = b"\x00" if alt >= 0 else b"\x01"
+        gps[ExifTags.GPS.GPSAltitude] = round(abs(alt), 2)
+
+
+def _dms(value: float) -> tuple[float, float, float]:
+    """Unsigned degrees, minutes, seconds (seconds to 1/10000, a few millimetres)."""
+    value = abs(value)
+    degrees = math.floor(value)
+    minutes = math.floor((value - degrees) * 60)
+    seconds = round((value - degrees - minutes / 60) * 3600, 4)
+    return (float(degrees), float(minutes), seconds)
+
+
+def exif_segment(keep: ExifKeep) -> bytes:
+    """The APP1 segment (marker, length, payload) carrying build_exif(keep)."""
+    payload = build_exif(keep)
+    return b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+
+
+def scrubbed_size_bound(source_bytes: int, keep: ExifKeep) -> int:
+    """Upper bound of scrub_jpeg's output size for a source of that many bytes."""
+    # Output = source minus dropped segments plus the new EXIF, plus an EOI for a truncated file.
+    return source_bytes + len(exif_segment(keep)) + 2
+
+
+# --- lossless JPEG scrubbing ---
+
+_EOI, _SOS = 0xD9, 0xDA
+_APP0, _APP1, _APP2, _APP14, _APP15, _COM = 0xE0, 0xE1, 0xE2, 0xEE, 0xEF, 0xFE
+#: A marker inside entropy-coded data: FF followed by anything but stuffing (00), RSTn or fill (FF).
+_DATA_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_STANDALONE = {0x01, *range(0xD0, 0xD8)}
+_JFIF_HEADER_LEN = 14
+
+
+class _Reader:
+    """A chunked reader with look-ahead over a binary stream."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.buf = b""
+        self.pos = 0
+
+    def more(self, at_least: int = 1) -> bool:
+        """Append the next chunk to the buffer (dropping consumed bytes); False at end of file."""
+        data = self.raw.read(max(CHUNK, at_least))
+        if not data:
+            return False
+        self.buf = self.buf[self.pos :] + data
+        self.pos = 0
+        return True
+
+    def need(self, count: int) -> None:
+        """Make sure count bytes are buffered, else raise UnreadableFile."""
+        while len(self.buf) - self.pos < count:
+            if not self.more(count):
+                raise UnreadableFile("JPEG ends inside a segment")
+
+    def take(self, count: int) -> bytes:
+        """Consume count bytes."""
+        self.need(count)
+        data = self.buf[self.pos : self.pos + count]
+        self.pos += count
+        return data
+
+
+@contextlib.contextmanager
+def _open_source(src: bytes | BinaryIO | Path) -> Iterator[BinaryIO]:
+    """A binary stream over src; only files opened here are closed here."""
+    if isinstance(src, Path):
+        with src.open("rb") as handle:
+            yield handle
+    elif isinstance(src, bytes | bytearray | memoryview):
+        yield io.BytesIO(src)
+    else:
+        yield src
+
+
+def scrub_jpeg(src: bytes | BinaryIO | Path, dest: ByteSink, *, keep: ExifKeep) -> int:
+    """Copy a JPEG to dest without metadata, pixels untouched, plus a minimal EXIF; returns bytes written.
+
+    Orientation is keep.orientation, else the source's own: the pixels are not rotated here.
+    """
+    with _open_source(src) as raw:
+        reader = _Reader(raw)
+        reader.more(2)
+        if reader.buf[:2] != b"\xff\xd8":
+            raise UnsupportedFile("not a JPEG file")
+        reader.pos = 2
+        header, orientation = _read_header(reader)
+        if keep.orientation is None and orientation is not None:
+            keep = dataclasses.replace(keep, orientation=orientation)
+        written = _write(dest, b"\xff\xd8")
+        if header and header[0][0] == _APP0:
+            written += _write_segment(dest, *header.pop(0))
+        written += _write(dest, exif_segment(keep))
+        for marker, payload in header:
+            written += _write_segment(dest, marker, payload)
+        return written + _copy_scans(reader, dest)
+
+
+def scrub_jpeg_file(src: Path, dest: Path, *, keep: ExifKeep, staging: Path | None = None) -> int:
+    """scrub_jpeg from one file to another, written atomically."""
+    with atomic_write(dest, staging=staging) as handle:
+        return scrub_jpeg(src, handle, keep=keep)
+
+
+def _write(dest: ByteSink, data: bytes) -> int:
+    """Write data and return its length."""
+    dest.write(data)
+    return len(data)
+
+
+def _write_segment(dest: ByteSink, marker: int, payload: bytes | None) -> int:
+    """Write one marker with its length-prefixed payload (None for a standalone marker)."""
+    if payload is None:
+        return _write(dest, bytes((0xFF, marker)))
+    return _write(dest, bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload)
+
+
+def _read_marker(reader: _Reader) -> int:
+    """Consume one marker (skipping fill bytes) and return its code."""
+    if reader.take(1) != b"\xff":
+        raise UnreadableFile("JPEG marker expected")
+    code = reader.take(1)[0]
+    while code == 0xFF:
+        code = reader.take(1)[0]
+    return code
+
+
+def _read_payload(reader: _Reader) -> bytes:
+    """Consume a segment's length field and return its payload."""
+    length = struct.unpack(">H", reader.take(2))[0]
+    if length < 2:
+        raise UnreadableFile("JPEG segment with a bad length")
+    return reader.take(length - 2)
+
+
+def _read_header(reader: _Reader) -> tuple[list[tuple[int, bytes | None]], int | None]:
+    """Kept segments from SOI up to and including the first SOS, and the source's EXIF Orientation."""
+    kept: list[tuple[int, bytes | None]] = []
+    orientation: int | None = None
+    while True:
+        marker = _read_marker(reader)
+        if marker == _EOI:
+            raise UnreadableFile("JPEG has no image data")
+        if marker in _STANDALONE:
+            kept.append((marker, None))
+            continue
+        payload = _read_payload(reader)
+        if marker == _APP1 and orientation is None and payload.startswith(b"Exif\x00\x00"):
+            orientation = _tiff_orientation(payload[6:])
+        cleaned = _clean_segment(marker, payload)
+        if cleaned is not None:
+            kept.append((marker, cleaned))
+        if marker == _SOS:
+            return kept, orientation
+
+
+def _tiff_orientation(tiff: bytes) -> int | None:
+    """Orientation (tag 0x0112, SHORT) from IFD0 of a TIFF block; None when absent or unreadable."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None:
+        return None
+    try:
+        ifd = struct.unpack(order + "I", tiff[4:8])[0]
+        count = struct.unpack(order + "H", tiff[ifd : ifd + 2])[0]
+        for index in range(count):
+            at = ifd + 2 + 12 * index
+            tag, kind = struct.unpack(order + "HH", tiff[at : at + 4])
+            if tag == 0x0112 and kind == 3:
+                value: int = struct.unpack(order + "H", tiff[at + 8 : at + 10])[0]
+                return value if 1 <= value <= 8 else None
+    except struct.error:
+        logger.debug("unreadable EXIF IFD0; no orientation carried over")
+    return None
+
+
+def _clean_segment(marker: int, payload: bytes) -> bytes | None:
+    """The payload to keep for a segment, or None to drop it (a whitelist, see the module docstring)."""
+    if marker == _COM or (_APP0 <= marker <= _APP15 and not _keep_app(marker, payload)):
+        logger.debug("dropping JPEG segment %#04x (%d bytes)", marker, len(payload))
+        return None
+    if marker == _APP0:
+        # JFIF may embed an RGB thumbnail after its 14 header bytes: zero its size and drop it.
+        return payload[: _JFIF_HEADER_LEN - 2] + b"\x00\x00"
+    return payload
+
+
+def _keep_app(marker: int, payload: bytes) -> bool:
+    """Whitelisted APPn segments: JFIF, ICC profile chunks and Adobe's colour transform."""
+    if marker == _APP0:
+        return payload.startswith(b"JFIF\x00") and len(payload) >= _JFIF_HEADER_LEN
+    if marker == _APP2:
+        return payload.startswith(b"ICC_PROFILE\x00")
+    # Adobe APP14 says whether 3/4-channel data is YCbCr/YCCK; dropping it changes the colours.
+    return marker == _APP14 and payload.startswith(b"Adobe")
+
+
+def _copy_scans(reader: _Reader, dest: ByteSink) -> int:
+    """Stream entropy-coded data and the segments between scans up to the first EOI; drop the rest."""
+    written = 0
+    while True:
+        match = _DATA_MARKER.search(reader.buf, reader.pos)
+        if match is None:
+            # Hold back a trailing FF: its marker byte is in the next chunk.
+            end = len(reader.buf) - (1 if reader.buf.endswith(b"\xff") else 0)
+            written += _write(dest, reader.buf[reader.pos : end])
+            reader.pos = end
+            if not reader.more():
+                logger.warning("JPEG ends without EOI; closing it")
+                return written + _write(dest, reader.buf[reader.pos :].rstrip(b"\xff") + b"\xff\xd9")
+            continue
+        written += _write(dest, reader.buf[reader.pos : match.start()])
+        reader.pos = match.start()
+        marker = _read_marker(reader)
+        if marker == _EOI:
+            return written + _write(dest, b"\xff\xd9")
+        if marker in _STANDALONE:
+            written += _write_segment(dest, marker, None)
+            continue
+        cleaned = _clean_segment(marker, _read_payload(reader))
+        if cleaned is not None:
+            written += _write_segment(dest, marker, cleaned)
+
+
+# --- re-encoded images ---
+
+
+def encode_clean_jpeg(
+    image: Image.Image,
+    *,
+    keep: ExifKeep,
+    quality: int = 85,
+    max_bytes: int | None = None,
+    keep_icc: bool = True,
+) -> bytes:
+    """Encode image as a JPEG carrying only keep's EXIF (and its ICC profile); fit under max_bytes.
+
+    When the file is too large, the highest quality down to 20 that fits is used, then the
+    image is scaled down until it fits.
+    """
+    icc = image.info.get("icc_profile") if keep_icc else None
+    exif = build_exif(keep)
+    current = _jpeg_ready(image)
+    for _ in range(8):
+        data = _encode_best_quality(current, exif, icc, quality, max_bytes)
+        if data is not None:
+            return data
+        assert max_bytes is not None
+        smallest = len(_encode(current, exif, icc, _MIN_QUALITY))
+        factor = max(0.3, min(0.95, math.sqrt(max_bytes / smallest) * 0.95))
+        size = (max(1, round(current.width * factor)), max(1, round(current.height * factor)))
+        logger.debug("JPEG over %d bytes at quality %d; scaling to %s", max_bytes, _MIN_QUALITY, size)
+        current = current.resize(size, Image.Resampling.LANCZOS)
+    raise InvalidInput(f"cannot encode the image under {max_bytes} bytes")
+
+
+_MIN_QUALITY = 20
+
+
+def _encode_best_quality(
+    image: Image.Image, exif: bytes, icc: bytes | None, quality: int, max_bytes: int | None
+) -> bytes | None:
+    """The highest-quality encoding (<= quality) that fits max_bytes, or None when none does."""
+    data = _encode(image, exif, icc, quality)
+    if max_bytes is None or len(data) <= max_bytes:
+        return data
+    best: bytes | None = None
+    low, high = _MIN_QUALITY, quality - 1
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = _encode(image, exif, icc, middle)
+        if len(candidate) <= max_bytes:
+            best, low = candidate, middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def _encode(image: Image.Image, exif: bytes, icc: bytes | None, quality: int) -> bytes:
+    """One JPEG encoding; comment=b"" stops Pillow from copying image.info["comment"]."""
+    out = io.BytesIO()
+    options: dict[str, object] = {"quality": quality, "optimize": True, "exif": exif, "comment": b""}
+    if icc:
+        options["icc_profile"] = icc
+    image.save(out, "JPEG", **options)
+    return out.getvalue()
+
+
+def _jpeg_ready(image: Image.Image) -> Image.Image:
+    """image in a mode JPEG stores (alpha flattened onto white)."""
+    if image.mode in ("RGB", "L", "CMYK"):
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    return image.convert("RGB")
+
+
+def save_clean_jpeg(
+    image: Image.Image,
+    dest: Path | ByteSink,
+    *,
+    keep: ExifKeep,
+    transposed: bool = True,
+    quality: int = 85,
+    max_bytes: int | None = None,
+    staging: Path | None = None,
+) -> int:
+    """Write a re-encoded image with only keep's EXIF; Orientation is 1 when pixels are already upright."""
+    if transposed:
+        keep = dataclasses.replace(keep, orientation=1)
+    data = encode_clean_jpeg(image, keep=keep, quality=quality, max_bytes=max_bytes)
+    if isinstance(dest, Path):
+        with atomic_write(dest, staging=staging) as handle:
+            handle.write(data)
+    else:
+        dest.write(data)
+    return len(data)
