@@ -1,0 +1,111 @@
+"""journal.route: ordering timed positions and cutting them into drawable parts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from journal.errors import InvalidInput
+from journal.gpx import read_track
+from journal.route import TimedPoint, haversine_km, split_route
+
+GPX_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "gpx"
+T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+
+
+def at(minutes: float, lat: float = 46.0, lon: float = 14.5) -> TimedPoint:
+    """A point `minutes` after T0."""
+    return TimedPoint(lat, lon, T0 + timedelta(minutes=minutes))
+
+
+def sample_points(name: str) -> list[TimedPoint]:
+    """The timed points of a GPX sample's recorded segments."""
+    track = read_track(GPX_SAMPLES / name)
+    return [TimedPoint(p.lat, p.lon, p.time) for s in track.segments for p in s if p.time is not None]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "km"),
+    [
+        ((0.0, 0.0), (0.0, 1.0), 111.195),
+        ((46.0569, 14.5058), (45.8150, 15.9819), 117.0),  # Ljubljana - Zagreb
+        ((0.0, 179.5), (0.0, -179.5), 111.195),  # across the antimeridian
+        ((10.0, 10.0), (10.0, 10.0), 0.0),
+    ],
+)
+def test_haversine(a: tuple[float, float], b: tuple[float, float], km: float) -> None:
+    assert haversine_km(*a, *b) == pytest.approx(km, abs=1.0)
+
+
+def test_empty_and_single() -> None:
+    assert split_route([]) == []
+    assert split_route([at(0)]) == [[at(0)]]
+
+
+def test_orders_by_time() -> None:
+    points = [at(20), at(0), at(10)]
+    assert split_route(points) == [[at(0), at(10), at(20)]]
+
+
+def test_splits_at_long_time_gap() -> None:
+    points = [at(0), at(60), at(60 + 7 * 60), at(60 + 7 * 60 + 5)]
+    assert [len(part) for part in split_route(points)] == [2, 2]
+
+
+def test_gap_exactly_at_limit_stays_joined() -> None:
+    assert len(split_route([at(0), at(360)])) == 1
+
+
+def test_splits_at_distance_jump_a_flight() -> None:
+    ljubljana = [at(0, 46.05, 14.50), at(10, 46.06, 14.52)]
+    paris = [at(130, 48.85, 2.35), at(140, 48.86, 2.36)]  # two hours later, about 960 km away
+    parts = split_route(paris + ljubljana)
+    assert parts == [ljubljana, paris]
+
+
+def test_thresholds_are_keywords() -> None:
+    points = [at(0, 46.0, 14.0), at(1, 46.0, 14.2)]  # about 15 km in one minute
+    assert len(split_route(points, max_jump_km=10)) == 2
+    assert len(split_route(points, max_gap_s=30)) == 2
+    assert len(split_route(points)) == 1
+
+
+def test_invalid_thresholds() -> None:
+    with pytest.raises(InvalidInput):
+        split_route([at(0)], max_gap_s=0)
+    with pytest.raises(InvalidInput):
+        split_route([at(0)], max_jump_km=-1)
+
+
+def test_mixed_naive_and_aware_times_refused() -> None:
+    naive = TimedPoint(46.0, 14.0, datetime(2024, 5, 1, 9, 0))
+    with pytest.raises(InvalidInput):
+        split_route([at(0), naive])
+
+
+@pytest.mark.parametrize(("lat", "lon"), [(91.0, 0.0), (0.0, 181.0), (float("nan"), 0.0)])
+def test_point_checks_range(lat: float, lon: float) -> None:
+    with pytest.raises(InvalidInput):
+        TimedPoint(lat, lon, T0)
+
+
+def test_walk_sample_is_one_part() -> None:
+    points = sample_points("cerknicko-jezero.gpx")
+    parts = split_route(points)
+    assert len(parts) == 1 and len(parts[0]) == 296
+
+
+def test_walk_sample_splits_at_pauses() -> None:
+    # The device paused several times for over five minutes (the seven GPX segments).
+    parts = split_route(sample_points("cerknicko-jezero.gpx"), max_gap_s=300)
+    assert [len(part) for part in parts] == [173, 52, 2, 44, 25]
+
+
+def test_two_trips_ten_years_apart() -> None:
+    walk = sample_points("cerknicko-jezero.gpx")
+    drive = sample_points("around-visnjan-with-car.gpx")
+    parts = split_route(drive + walk)
+    assert [len(part) for part in parts] == [296, 104]
+    assert parts[0][0].time < parts[1][0].time
