@@ -8,6 +8,7 @@ before rows, so a crash leaves at worst an orphan file that housekeeping removes
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -24,7 +25,7 @@ from journal.config import Settings
 from journal.errors import JournalError, UnreadableFile
 from journal.metadata import PhotoMetadata, read_metadata
 from journal.models import ImportFailure, Photo, Post, Trip
-from journal.renditions import make_web_renditions
+from journal.renditions import make_web_renditions, set_decode_lock
 from journal.services.housekeeping import writer_guard
 
 logger = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ def _prepare(settings: Settings, user_id: int, path: Path, name: str, force: boo
         orientation=meta.orientation,
         max_pixels=settings.max_pixels,
         staging=settings.staging_dir,
+        draft_tolerance=settings.web_size_tolerance,
     )
     storage.copy_atomic(path, original, staging=settings.staging_dir)
     return Prepared(name, sha, path.stat().st_size, rel, meta, result.web_width, result.web_height)
@@ -334,7 +336,13 @@ class Importer:
             for c in todo:
                 yield prepare(self.settings, self.options.user_id, c.path, c.name)
             return
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        context = multiprocessing.get_context("fork")
+        # Big full-size decodes (48 MP HEIC: ~230 MB inside libheif) take turns across workers,
+        # so an import stays under ~400 MB; JPEGs decode at reduced scale and never wait.
+        lock = context.Lock()
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=set_decode_lock, initargs=(lock,)
+        ) as pool:
             pending: set[Future[Prepared | FileResult]] = set()
             queue = iter(todo)
             for c in queue:
