@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -132,6 +133,8 @@ class Photo(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "sha256"),
         Index("ix_photos_user_taken", "user_id", "taken_at_utc"),
+        Index("ix_photos_user_sort", "user_id", "sort_at"),
+        Index("ix_photos_user_lat_sort", "user_id", "lat", "sort_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -157,6 +160,9 @@ class Photo(Base):
     utc_offset_min: Mapped[int | None] = mapped_column(Integer)
     offset_source: Mapped[str | None] = mapped_column(String(16))
     taken_at_utc: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The library's order: taken_at_utc (naive UTC), else the local taken_at, else NULL (no time: last).
+    #: Kept by the before_insert/before_update hooks below; keyset pages run on (user_id, sort_at, id).
+    sort_at: Mapped[datetime | None] = mapped_column(DateTime)
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     alt: Mapped[float | None] = mapped_column(Float)
@@ -177,6 +183,19 @@ class Photo(Base):
         return self.lat is not None and self.lon is not None
 
 
+def photo_sort_at(taken_at_utc: datetime | None, taken_at: datetime | None) -> datetime | None:
+    """A photo's place in the library order (see Photo.sort_at)."""
+    if taken_at_utc is not None:
+        return taken_at_utc.astimezone(UTC).replace(tzinfo=None)
+    return taken_at
+
+
+@event.listens_for(Photo, "before_insert")
+@event.listens_for(Photo, "before_update")
+def _keep_sort_at(_mapper: object, _connection: object, photo: Photo) -> None:
+    photo.sort_at = photo_sort_at(photo.taken_at_utc, photo.taken_at)
+
+
 class ImportFailure(Base):
     """A file that could not be imported, and why (shown to the user, never silently lost)."""
 
@@ -189,3 +208,152 @@ class ImportFailure(Base):
     sha256: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, object] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- exports, publications, outgoing e-mail, privacy zones (journal export / send / published) ---
+
+
+class Export(Base):
+    """One written bundle (a zip or an .eml) of one export run: which batch, its hash and settings."""
+
+    __tablename__ = "exports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    trip_id: Mapped[int | None] = mapped_column(ForeignKey("trips.id", ondelete="SET NULL"), index=True)
+    #: The batches written by one `journal export` share a run id.
+    run_id: Mapped[str] = mapped_column(String(32), index=True)
+    #: File name (made by the app) and where it was written.
+    name: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(4096))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    batch: Mapped[int] = mapped_column(Integer)
+    batches: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    platform: Mapped[str] = mapped_column(String(32))
+    #: exact, approx or none
+    location_mode: Mapped[str] = mapped_column(String(8))
+    #: zip or eml
+    format: Mapped[str] = mapped_column(String(8))
+    max_batch_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+    posts: Mapped[list[ExportPost]] = relationship(
+        back_populates="export", cascade="all, delete-orphan", order_by="ExportPost.post_id"
+    )
+
+
+class ExportPost(Base):
+    """A post (or one numbered part of it) inside an exported bundle."""
+
+    __tablename__ = "export_posts"
+
+    export_id: Mapped[int] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"), primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True, index=True)
+    #: 1 for a post that was not split; k of a post split into numbered parts.
+    part: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+
+    export: Mapped[Export] = relationship(back_populates="posts")
+
+
+class Publication(Base):
+    """A post was published (from a bundle, or marked by hand): when, and where when known."""
+
+    __tablename__ = "publications"
+    __table_args__ = (UniqueConstraint("post_id", "export_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    export_id: Mapped[int | None] = mapped_column(ForeignKey("exports.id", ondelete="SET NULL"), index=True)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    url: Mapped[str | None] = mapped_column(String(2048))
+
+
+class OutgoingMessage(Base):
+    """An e-mail bundle waiting to be sent (sent_at NULL) or sent; Message-ID makes sending idempotent."""
+
+    __tablename__ = "outgoing_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    export_id: Mapped[int] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    path: Mapped[str] = mapped_column(String(4096))
+    #: The To header written into the message (None: `journal send --to` gives the recipient).
+    to: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(1024))
+
+
+class PrivacyZone(Base):
+    """A circle (home, family) inside which no photo's position is ever exported."""
+
+    __tablename__ = "privacy_zones"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    radius_m: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- GPX tracks and offline tile sets (journal import *.gpx / journal tiles add) ---------------
+
+
+class Track(Base):
+    """A recorded GPX track: the stored file, its time span, and a simplified geometry for drawing.
+
+    ``geometry`` is a list of segments, each a list of ``[lat, lon, unix_time or null]`` points,
+    simplified for drawing; placing photos by time reads the stored GPX file itself.
+    """
+
+    __tablename__ = "tracks"
+    __table_args__ = (
+        UniqueConstraint("user_id", "sha256"),
+        Index("ix_tracks_user_span", "user_id", "started_at", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    trip_id: Mapped[int | None] = mapped_column(ForeignKey("trips.id", ondelete="SET NULL"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    original_name: Mapped[str] = mapped_column(String(1024), default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    #: The GPX file under uploads/ (tracks/<user id>/<sha256>.gpx); never modified.
+    stored_path: Mapped[str] = mapped_column(String(255))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    #: First and last plausible point times (UTC); NULL when the track has no usable times.
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    point_count: Mapped[int] = mapped_column(Integer, default=0)
+    distance_m: Mapped[float] = mapped_column(Float, default=0.0)
+    geometry: Mapped[list[list[list[float | None]]]] = mapped_column(JSON)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TileSet(Base):
+    """An offline raster tile set (MBTiles or PMTiles) the map pages draw over the basemap."""
+
+    __tablename__ = "tile_sets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    #: Absolute path of the file (a copy under the data home's tiles/, or the original with --link).
+    path: Mapped[str] = mapped_column(String(4096), unique=True)
+    #: mbtiles or pmtiles
+    format: Mapped[str] = mapped_column(String(8))
+    #: png, jpg or webp: the tiles' image type
+    tile_type: Mapped[str] = mapped_column(String(8))
+    min_zoom: Mapped[int] = mapped_column(Integer)
+    max_zoom: Mapped[int] = mapped_column(Integer)
+    #: Coverage in degrees; NULL when the file does not say (then: the whole world).
+    west: Mapped[float | None] = mapped_column(Float)
+    south: Mapped[float | None] = mapped_column(Float)
+    east: Mapped[float | None] = mapped_column(Float)
+    north: Mapped[float | None] = mapped_column(Float)
+    #: Plain text (any HTML in the file's metadata is reduced to its text).
+    attribution: Mapped[str] = mapped_column(String(1024), default="")
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -53,6 +53,53 @@ def describe_offset_source(source: str | None) -> str:
     return OFFSET_SOURCES.get(source or "", "unknown")
 
 
+LOCATION_SOURCES = {
+    "exif": "from the camera's GPS",
+    "xmp": "from the photo's XMP metadata",
+    "track": "from a GPX track",
+    "manual": "set by you",
+}
+
+
+def describe_location_source(source: str | None) -> str:
+    """Where a photo's position came from, in words."""
+    return LOCATION_SOURCES.get(source or "", "unknown")
+
+
+def format_altitude(metres: float | None) -> str:
+    """1234.5 -> "1,235 m"; negative values are below sea level."""
+    if metres is None:
+        return ""
+    if metres < 0:
+        return f"{-metres:,.0f} m below sea level"
+    return f"{metres:,.0f} m"
+
+
+def format_count(number: int, noun: str, plural: str | None = None) -> str:
+    """(1234, "photo") -> "1,234 photos"; (1, "photo") -> "1 photo"."""
+    word = noun if number == 1 else (plural or noun + "s")
+    return f"{number:,} {word}"
+
+
+def camera_name(make: str | None, model: str | None) -> str:
+    """ "Canon EOS 5D" from make "Canon" and model "Canon EOS 5D"; empty when neither is known."""
+    from journal.services.editing import camera_label
+
+    return "" if not (make or model) else camera_label(make, model)
+
+
+def format_degrees(value: float | None) -> str:
+    """Decimal degrees for a form field: at most 6 decimals (about 0.1 m), no trailing zeros."""
+    if value is None:
+        return ""
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
+
+def basename(path: str | None) -> str:
+    """The last part of a file path as the user gave it ("C:\\Photos\\a.jpg" -> "a.jpg")."""
+    return (path or "").replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
 def init_app(app: Flask) -> None:
     """Register the filters."""
     app.jinja_env.filters.update(
@@ -61,4 +108,10 @@ def init_app(app: Flask) -> None:
         filesize=format_bytes,
         coord=format_coord,
         offset_source=describe_offset_source,
+        location_source=describe_location_source,
+        altitude=format_altitude,
+        count=format_count,
+        camera=camera_name,
+        basename=basename,
+        degrees=format_degrees,
     )
