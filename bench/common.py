@@ -130,7 +130,9 @@ def journal_env(home: Path) -> dict[str, str]:
 
     Bytecode caching is left on (as after a normal install), even where the shell disables it.
     """
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "JOURNAL_DATABASE_URL")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "JOURNAL_DATABASE_URL")
+    }
     env["JOURNAL_HOME"] = str(home)
     return env
 
@@ -140,7 +142,9 @@ def fresh_home(name: str) -> Path:
     home = OUT / "homes" / name
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    result = run([*JOURNAL, "user", "add", "bench", "--password-stdin"], env=journal_env(home), stdin=b"benchpass1\n")
+    result = run(
+        [*JOURNAL, "user", "add", "bench", "--password-stdin"], env=journal_env(home), stdin=b"benchpass1\n"
+    )
     assert result.returncode == 0
     return home
 

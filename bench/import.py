@@ -53,7 +53,14 @@ def bench_vips(files: list[Path], parallel: int) -> float | None:
     for size, suffix in ((2048, "web"), (400, "thumb")):
         for chunk in chunks:
             cmds.append(
-                ["vipsthumbnail", "--size", str(size), "-o", f"{out}/%s_{suffix}.jpg[Q=85,strip]", *map(str, chunk)]
+                [
+                    "vipsthumbnail",
+                    "--size",
+                    str(size),
+                    "-o",
+                    f"{out}/%s_{suffix}.jpg[Q=85,strip]",
+                    *map(str, chunk),
+                ]
             )
     # Run `parallel` processes at a time (each vips process also uses its own threads).
     script = " ; ".join(
@@ -98,13 +105,21 @@ def main() -> None:
         print("\nmemory on big photos (peak RSS of the whole process tree)")
         big_jpeg = make_corpus("p50", args.big, (8660, 5774))
         rate, rss = bench_import(big_jpeg, "p50")
-        row(f"journal import, {args.big} x 50 MP JPEG", f"{rss:.0f} MB", f"{rate:.2f} photos/s (target < 500 MB)")
+        row(
+            f"journal import, {args.big} x 50 MP JPEG",
+            f"{rss:.0f} MB",
+            f"{rate:.2f} photos/s (target < 500 MB)",
+        )
         # A single HEVC picture may hold at most ~35.6 M samples (level 6.2), so libde265 refuses
         # a one-image 48 MP HEIC; phones store 48 MP as a grid of tiles, which pillow-heif cannot
         # write. The largest single-picture HEIC stands in for it.
         big_heic = make_corpus("p35", args.big, (6800, 5100), fmt="HEIF")
         rate, rss = bench_import(big_heic, "p35")
-        row(f"journal import, {args.big} x 35 MP HEIC", f"{rss:.0f} MB", f"{rate:.2f} photos/s (target < 500 MB)")
+        row(
+            f"journal import, {args.big} x 35 MP HEIC",
+            f"{rss:.0f} MB",
+            f"{rate:.2f} photos/s (target < 500 MB)",
+        )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 #: Pixel limit above which an image is refused before decoding (decompression bombs).
 #: 200 MP leaves room for 150 MP medium-format cameras and panoramas.
 DEFAULT_MAX_PIXELS = 200_000_000
-DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+DEFAULT_MAX_UPLOAD_BYTES = 200_000_000
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ CHROMIUM_ARGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--no-first-run",
+    "--disable-sync",
 )
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: Schemes that never touch the network.

@@ -162,7 +162,9 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
                     break
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(process.stderr.read().decode() if process.stderr else "server died") from None
+                raise RuntimeError(
+                    process.stderr.read().decode() if process.stderr else "server died"
+                ) from None
             time.sleep(0.1)
     else:
         process.kill()

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import chromium_available, launch_chromium, offline_context
+from tests.browser import launch_chromium, offline_context
 from tests.conftest import EXIF_SAMPLES, PASSWORD, LiveServer
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not chromium_available(), reason="needs Debian's Chromium at /usr/bin/chromium"),
 ]
 
 SHOTS = Path("/tmp/shots")

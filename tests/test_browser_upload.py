@@ -14,13 +14,12 @@ from sqlalchemy import select
 from journal import db
 from journal.config import Settings
 from journal.models import Photo
-from tests.browser import RequestLog, chromium_available, launch_chromium, offline_context
+from tests.browser import RequestLog, launch_chromium, offline_context
 from tests.conftest import EXIF_SAMPLES, PASSWORD, LiveServer
 from tests.imaging import make_jpeg
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not chromium_available(), reason="needs Debian's Chromium at /usr/bin/chromium"),
 ]
 
 GOOD = ["exifpy__DSCN0010.jpg", "photoprism__iphone_15_pro.heic", "lychee__png.png", "immich__denali.webp"]

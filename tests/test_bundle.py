@@ -255,7 +255,6 @@ def test_same_input_same_entries(tmp_path: Path, photos: list[Path]) -> None:
                 assert a.getinfo(name).date_time == (2024, 6, 1, 12, 0, 0)
 
 
-@pytest.mark.skipif(UNZIP is None, reason="unzip is not installed")
 def test_info_zip_reads_it(tmp_path: Path, written: bundle.BundleInfo) -> None:
     assert UNZIP is not None
     subprocess.run([UNZIP, "-tq", str(written.path)], check=True, capture_output=True)
@@ -364,7 +363,6 @@ def _open_offline(folder: Path) -> tuple[list[str], list[str], bool, str]:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's Chromium is not installed")
 def test_unzipped_bundle_reads_offline(tmp_path: Path, written: bundle.BundleInfo) -> None:
     folder = tmp_path / "unzipped"
     with zipfile.ZipFile(written.path) as archive:

@@ -53,7 +53,9 @@ def test_inspect_reports_every_file_and_exits_1_on_error(runner: CliRunner, tmp_
 
 
 def test_user_add_token_and_import(runner: CliRunner, tmp_path: Path) -> None:
-    assert runner.invoke(cli, ["user", "add", "alice", "--password-stdin"], input="password123\n").exit_code == 0
+    assert (
+        runner.invoke(cli, ["user", "add", "alice", "--password-stdin"], input="password123\n").exit_code == 0
+    )
     dup = runner.invoke(cli, ["user", "add", "alice", "--password-stdin"], input="password123\n")
     assert dup.exit_code == 1 and "exists" in dup.output
     token = runner.invoke(cli, ["token", "add"])

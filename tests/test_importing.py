@@ -52,8 +52,12 @@ def test_import_stores_files_rows_and_posts(
     settings: Settings, session_factory: sessionmaker[Session], user_id: int, tmp_path: Path
 ) -> None:
     src = make_jpeg(
-        tmp_path / "in" / "p.jpg", (3000, 2000), taken_at=datetime(2024, 5, 1, 12, 0), offset="+09:00",
-        lat=39.0392, lon=125.7625,
+        tmp_path / "in" / "p.jpg",
+        (3000, 2000),
+        taken_at=datetime(2024, 5, 1, 12, 0),
+        offset="+09:00",
+        lat=39.0392,
+        lon=125.7625,
     )
     summary = run_import(settings, session_factory, user_id, src, trip_title="Korea")
     assert summary.line() == "imported 1, duplicates 0, failed 0"

@@ -379,7 +379,6 @@ def test_position_is_written_only_when_given(dirty: bytes) -> None:
     assert gps[ExifTags.GPS.GPSAltitudeRef] == b"\x01" and float(gps[ExifTags.GPS.GPSAltitude]) == 12.5
 
 
-@pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is not installed")
 def test_exiftool_lists_nothing_identifying(tmp_path: Path, scrubbed: bytes) -> None:
     path = tmp_path / "scrubbed.jpg"
     path.write_bytes(scrubbed)

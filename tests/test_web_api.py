@@ -130,10 +130,6 @@ def test_truncated_jpeg_fails_with_a_reason(user_client: FlaskClient, token: str
     assert result["status"] == "failed" and result["error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="auth.require_login checks CSRF before login: anonymous POSTs get 400, the contract says 401",
-)
 def test_anonymous_upload_is_401(app: Flask, client: FlaskClient, jpeg: Callable[[int], bytes]) -> None:
     make_user(app)
     assert upload(client, (jpeg(6), "a.jpg")).status_code == 401

@@ -38,7 +38,7 @@ def test_upload_page_offers_the_form(user_client: FlaskClient) -> None:
     assert response.status_code == 200
     assert 'type="file" name="file" multiple accept="image/*,.heic,.heif,.gpx"' in page
     assert 'name="csrf_token"' in page and 'data-upload-url="/api/photos"' in page
-    assert 'data-check-url="/api/photos/check"' in page and 'data-max-bytes="209715200"' in page
+    assert 'data-check-url="/api/photos/check"' in page and 'data-max-bytes="200000000"' in page
     assert 'name="mode" value="one"' in page and 'list="trip-titles"' in page
     assert "js/upload.js" in page and "<script>" not in page  # no inline script: the CSP has none
 

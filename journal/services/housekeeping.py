@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,9 +84,17 @@ def _stored_files(root: Path) -> Iterator[Path]:
             yield from (p for p in folder.rglob("*") if p.is_file())
 
 
+#: Uploads are streamed into .staging/ while the request body arrives, before the writer lock is
+#: taken: a sweep leaves young ones alone.
+UPLOAD_GRACE_S = 3600
+
+
 def _clear_staging(staging: Path) -> None:
+    now = time.time()
     for entry in staging.iterdir():
         if entry.name == "lock":
+            continue
+        if entry.name.startswith(".tmp-upload-") and now - entry.stat().st_mtime < UPLOAD_GRACE_S:
             continue
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)

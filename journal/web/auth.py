@@ -112,12 +112,12 @@ def require_login() -> Response | tuple[Response, int] | None:
             csrf.protect()
         return None
     authenticated = current_user.is_authenticated
+    if not authenticated and request.path.startswith("/api/"):
+        return jsonify(error="sign in or send an API token"), 401
     if request.method not in ("GET", "HEAD", "OPTIONS") and not g.get("bearer"):
         csrf.protect()
     if authenticated:
         return None
-    if request.path.startswith("/api/"):
-        return jsonify(error="sign in or send an API token"), 401
     if users.count_users(get_db()) == 0:
         return redirect(url_for("auth.setup"))
     return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
@@ -202,5 +202,3 @@ def accounts() -> Any:
             return redirect(url_for("auth.accounts"))
     names = [u.name for u in session.query(User).order_by(User.name)]
     return render_template("auth/accounts.html", form=form, names=names)
-
-
