@@ -120,12 +120,14 @@ def _init_request_hooks(app: Flask) -> None:
     @app.after_request
     def security_headers(response: Response) -> Response:
         nonce = g.get("csp_nonce", "")
+        # Only set when the user configured online tiles (off by default).
+        img_extra = "".join(f" {source}" for source in g.get("csp_img_extra", ()))
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; "
             f"script-src 'self' 'nonce-{nonce}'; "
             f"style-src 'self' 'nonce-{nonce}'; "
-            "img-src 'self' data: blob:; connect-src 'self'; font-src 'self' data:; "
+            f"img-src 'self' data: blob:{img_extra}; connect-src 'self'; font-src 'self' data:; "
             "object-src 'none'; base-uri 'none'; frame-ancestors 'self'; form-action 'self'",
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -1,6 +1,6 @@
 """Folium map pages from plain points and routes, with every asset served locally (no CDN, no online tiles).
 
-The page loads Leaflet, leaflet.markercluster, the offline basemap data and journal-map.js from
+The page loads Leaflet, supercluster, the offline basemap data and journal-map.js from
 ``asset_base`` (see journal/static and scripts/vendor_assets.py). folium renders inline ``<script>``
 and ``<style>`` blocks by design; under a Content-Security-Policy without 'unsafe-inline', pass a fresh
 per-response ``nonce`` and send ``script-src 'self' 'nonce-N'; style-src 'self' 'nonce-N'``: every
@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import folium
-import folium.plugins
 from branca.element import Figure
 from folium.elements import JSCSSMixin
 from folium.template import Template
@@ -33,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
-#: Zoom range of the map; each level costs markercluster work per point, so keep it no wider than useful.
+#: Zoom range of the map.
 MIN_ZOOM = 2
 MAX_ZOOM = 18
 #: Closest zoom when fitting the view to the content (one photo alone should not fill the screen).
@@ -44,12 +43,9 @@ Bounds = tuple[tuple[float, float], tuple[float, float]]
 # Assets as (folium link name, path under asset_base), in load order.
 _LEAFLET_JS = (("leaflet", "vendor/leaflet/leaflet.js"),)
 _LEAFLET_CSS = (("leaflet_css", "vendor/leaflet/leaflet.css"),)
-_CLUSTER_JS = (("markerclusterjs", "vendor/leaflet.markercluster/leaflet.markercluster.js"),)
-_CLUSTER_CSS = (
-    ("markerclustercss", "vendor/leaflet.markercluster/MarkerCluster.css"),
-    ("markerclusterdefaultcss", "vendor/leaflet.markercluster/MarkerCluster.Default.css"),
-)
 _JOURNAL_JS = (
+    ("supercluster", "vendor/supercluster/supercluster.min.js"),
+    ("journal_cluster", "js/journal-cluster.js"),
     ("journal_basemap_world", "basemap/world.js"),
     ("journal_basemap_places", "basemap/places.js"),
     ("journal_map", "js/journal-map.js"),
@@ -63,21 +59,11 @@ _EXTRA_FILES = (
     "vendor/leaflet/images/marker-icon-2x.png",
     "vendor/leaflet/images/marker-shadow.png",
     "vendor/leaflet/LICENSE",
-    "vendor/leaflet.markercluster/LICENSE",
+    "vendor/supercluster/LICENSE",
     "vendor/world-atlas/LICENSE",
     "basemap/NOTICE.txt",
 )
 
-_CLUSTER_OPTIONS = {
-    "chunkedLoading": True,
-    # No split/merge animations: cheaper with many points, and zoomToShowLayer then never waits on one.
-    "animate": False,
-    "chunkInterval": 100,
-    "chunkDelay": 20,
-    "showCoverageOnHover": False,
-    "spiderfyOnMaxZoom": True,
-    "removeOutsideVisibleBounds": True,
-}
 _ROUTE_STYLE = {"color": "#1c7ed6", "weight": 3, "opacity": 0.85}
 _START_COLOUR = "#2f9e44"
 _END_COLOUR = "#c92a2a"
@@ -109,24 +95,21 @@ class MapPoint:
 
 
 class _JournalLayer(JSCSSMixin):
-    """Loads journal-map.js and the basemap data, holds inline points, and wires the map to them."""
+    """Loads journal-map.js, supercluster and the basemap data, holds inline points, and wires the map."""
 
     _template = Template(
         """
         {% macro html(this, kwargs) %}{{ this.points_block }}{% endmacro %}
         {% macro script(this, kwargs) %}
-            journalMap.attach({{ this.map_name }}, {{ this.cluster_name }}, {{ this.config_json }});
+            journalMap.attach({{ this.map_name }}, {{ this.config_json }});
         {% endmacro %}
         """
     )
 
-    def __init__(
-        self, *, map_name: str, cluster_name: str, config: dict[str, Any], points_block: str
-    ) -> None:
+    def __init__(self, *, map_name: str, config: dict[str, Any], points_block: str) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._name = "JournalLayer"
         self.map_name = map_name
-        self.cluster_name = cluster_name
         self.config_json = script_json(config)
         self.points_block = points_block
 
@@ -159,7 +142,7 @@ def points_geojson(points: Sequence[MapPoint]) -> dict[str, Any]:
 
 def asset_files() -> list[tuple[str, Path]]:
     """Every (path relative to asset_base, absolute file) a map page needs, licences included."""
-    groups = (_LEAFLET_JS, _LEAFLET_CSS, _CLUSTER_JS, _CLUSTER_CSS, _JOURNAL_JS, _JOURNAL_CSS)
+    groups = (_LEAFLET_JS, _LEAFLET_CSS, _JOURNAL_JS, _JOURNAL_CSS)
     relpaths = [rel for group in groups for _, rel in group] + list(_EXTRA_FILES)
     return [(rel, STATIC_DIR / rel) for rel in relpaths]
 
@@ -214,7 +197,7 @@ def _new_map(asset_base: str, bounds: Bounds | None, title: str) -> folium.Map:
         min_lon=-180,
         max_lon=180,
     )
-    # folium hands min/max zoom to its default tile layer only; markercluster needs them on the map.
+    # folium hands min/max zoom to its default tile layer only; the map and its clusters need them.
     fmap.options.update(min_zoom=MIN_ZOOM, max_zoom=MAX_ZOOM)
     # Per instance, so other folium maps in the process keep their own defaults. jQuery, Bootstrap,
     # Font Awesome and awesome-markers are dropped: nothing on this page uses them.
@@ -276,17 +259,6 @@ def _add_routes(fmap: folium.Map, lines: Sequence[Sequence[tuple[float, float]]]
     return True
 
 
-def _add_cluster(fmap: folium.Map, asset_base: str) -> folium.plugins.MarkerCluster:
-    """An empty marker cluster layer; journal-map.js fills it in bulk."""
-    cluster = folium.plugins.MarkerCluster(  # type: ignore[no-untyped-call]
-        name="Photos", options=dict(_CLUSTER_OPTIONS)
-    )
-    cluster.default_js = _links(asset_base, _CLUSTER_JS)
-    cluster.default_css = _links(asset_base, _CLUSTER_CSS)
-    cluster.add_to(fmap)
-    return cluster
-
-
 def _points_block(element_id: str, points: Sequence[MapPoint]) -> str:
     """A non-executed JSON data block holding the inline points."""
     payload = script_json(points_geojson(points))
@@ -295,7 +267,6 @@ def _points_block(element_id: str, points: Sequence[MapPoint]) -> str:
 
 def _add_journal_layer(
     fmap: folium.Map,
-    cluster: folium.plugins.MarkerCluster,
     *,
     asset_base: str,
     config: dict[str, Any],
@@ -306,9 +277,7 @@ def _add_journal_layer(
     if points:
         config["pointsElement"] = f"journal-points-{fmap.get_name()}"
         block = _points_block(config["pointsElement"], points)
-    layer = _JournalLayer(
-        map_name=fmap.get_name(), cluster_name=cluster.get_name(), config=config, points_block=block
-    )
+    layer = _JournalLayer(map_name=fmap.get_name(), config=config, points_block=block)
     layer.default_js = _links(asset_base, _JOURNAL_JS)
     layer.default_css = _links(asset_base, _JOURNAL_CSS)
     layer.add_to(fmap)
@@ -337,7 +306,9 @@ def build_map_html(
     """A standalone HTML map page: offline basemap, optional tiles, routes and clustered photo points.
 
     Points come either inline (``points``, for small exported bundles) or from ``points_url``
-    (a same-origin GeoJSON URL, for large libraries); the page itself stays small in that mode.
+    (a same-origin URL answering ``{"points": [[id, lat, lon], ...]}`` like /api/photos.points, or a
+    GeoJSON FeatureCollection); the page itself stays small in that mode. Photos are clustered by
+    supercluster in journal-map.js; only the clusters in view are drawn.
     ``attribution_extra`` is plain text (escaped here). ``online_tiles_url`` is listed in the layer
     control but off until the person switches it on.
     """
@@ -351,7 +322,6 @@ def build_map_html(
     fmap = _new_map(base, bounds, title)
     _add_tiles(fmap, tiles_url, online_tiles_url, html.escape(attribution_extra))
     has_routes = _add_routes(fmap, lines)
-    cluster = _add_cluster(fmap, base)
     config: dict[str, Any] = {
         "pointsUrl": _check_local(points_url, "points_url") if points_url else None,
         # With points_url only the page knows where the points are: it fits them and the routes.
@@ -359,7 +329,7 @@ def build_map_html(
         "fitAlso": route_extent,
         "attribution": html.escape(attribution_extra) if attribution_extra and not tiles_url else "",
     }
-    _add_journal_layer(fmap, cluster, asset_base=base, config=config, points=points)
+    _add_journal_layer(fmap, asset_base=base, config=config, points=points)
     if tiles_url or online_tiles_url or has_routes:
         folium.LayerControl(collapsed=True).add_to(fmap)
     page: str = fmap.get_root().render()

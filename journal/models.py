@@ -123,7 +123,7 @@ class Post(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     trip: Mapped[Trip | None] = relationship(back_populates="posts")
-    photos: Mapped[list[Photo]] = relationship(back_populates="post", order_by="Photo.position")
+    photos: Mapped[list[Photo]] = relationship(back_populates="post", order_by="(Photo.position, Photo.id)")
 
 
 class Photo(Base):

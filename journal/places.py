@@ -147,7 +147,9 @@ class _TownIndex:
         lon = np.radians(np.asarray(lons))
         self.lat = np.degrees(lat)
         self.lon = np.degrees(lon)
-        self.tree = cKDTree(np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat))))
+        self.tree = cKDTree(
+            np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)))
+        )
         self.countries = _read_countries(data_dir / "countries.csv")
 
     def nearest(self, lat: float, lon: float) -> dict[str, Any]:

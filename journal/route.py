@@ -1,23 +1,27 @@
 """Route splitting: timed positions in time order, cut where the traveller jumped (a flight, a long stop).
 
-Pure standard library. Has its own haversine until geo.py's is settled; the two will be merged.
+Pure standard library; distances come from journal.geo. Also a Douglas-Peucker simplifier for drawing
+long routes on a page with a bounded number of vertices.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from journal.errors import InvalidInput
+from journal.geo import haversine_m
 
 logger = logging.getLogger(__name__)
 
-EARTH_RADIUS_KM = 6371.0088
 DEFAULT_MAX_GAP_S = 6 * 3600.0
 DEFAULT_MAX_JUMP_KM = 300.0
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -36,12 +40,8 @@ class TimedPoint:
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in kilometres between two positions in degrees."""
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dphi = phi2 - phi1
-    dlam = math.radians(lon2 - lon1)
-    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlam / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+    """Great-circle distance in kilometres between two positions in degrees (geo.haversine_m / 1000)."""
+    return haversine_m(lat1, lon1, lat2, lon2) / 1000.0
 
 
 def is_break(previous: TimedPoint, current: TimedPoint, *, max_gap_s: float, max_jump_km: float) -> bool:
@@ -75,3 +75,74 @@ def split_route(
         else:
             parts.append([point])
     return parts
+
+
+def _offset(point: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Distance (in degrees, flat) from point to the segment a-b."""
+    (py, px), (ay, ax), (by, bx) = point, a, b
+    dx, dy = bx - ax, by - ay
+    if dx == 0 and dy == 0:
+        return math.hypot(px - ax, py - ay)
+    t = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy)))
+    return math.hypot(px - (ax + t * dx), py - (ay + t * dy))
+
+
+def simplify_ranks(points: Sequence[tuple[float, float]]) -> list[float]:
+    """For each (lat, lon) point, the Douglas-Peucker tolerance (degrees) up to which it is kept.
+
+    One pass gives every tolerance at once: ``simplify(points, t)`` keeps exactly the points whose
+    rank is above t (the ends rank infinite). A point's rank is its distance from the segment it
+    splits, capped by the rank of the point that made that segment, so ranks shrink down the tree.
+    Iterative (no recursion limit on long tracks); flat degrees are fine for drawing.
+    """
+    ranks = [0.0] * len(points)
+    if not points:
+        return ranks
+    ranks[0] = ranks[-1] = math.inf
+    stack = [(0, len(points) - 1, math.inf)]
+    while stack:
+        first, last, cap = stack.pop()
+        worst, index = 0.0, -1
+        a, b = points[first], points[last]
+        for i in range(first + 1, last):
+            distance = _offset(points[i], a, b)
+            if distance > worst:
+                worst, index = distance, i
+        if index >= 0:
+            rank = min(worst, cap)
+            ranks[index] = rank
+            stack.append((first, index, rank))
+            stack.append((index, last, rank))
+    return ranks
+
+
+def simplify_indexes(points: Sequence[tuple[float, float]], tolerance: float) -> list[int]:
+    """Indexes of the (lat, lon) points Douglas-Peucker keeps at `tolerance` degrees; ends always kept."""
+    return [i for i, rank in enumerate(simplify_ranks(points)) if rank > tolerance]
+
+
+def simplify(points: Sequence[tuple[float, float]], tolerance: float) -> list[tuple[float, float]]:
+    """The (lat, lon) points Douglas-Peucker keeps at `tolerance` degrees (first and last always)."""
+    return [points[i] for i in simplify_indexes(points, tolerance)]
+
+
+def thin(points: Sequence[_T], min_m: float, position: Callable[[_T], tuple[float, float]]) -> list[_T]:
+    """Drop points closer than min_m to the last one kept (many photos at one stop become one vertex).
+
+    `position` gives a point's (lat, lon). The first and last points are always kept. Uses a
+    flat-earth distance: exact enough at these short ranges.
+    """
+    if len(points) <= 2:
+        return list(points)
+    kept = [points[0]]
+    last_lat, last_lon = position(points[0])
+    scale = math.cos(math.radians(last_lat))
+    limit = (min_m / 111_195.0) ** 2  # metres to degrees of latitude, squared
+    for point in points[1:-1]:
+        lat, lon = position(point)
+        dx, dy = (lon - last_lon) * scale, lat - last_lat
+        if dx * dx + dy * dy >= limit:
+            kept.append(point)
+            last_lat, last_lon, scale = lat, lon, math.cos(math.radians(lat))
+    kept.append(points[-1])
+    return kept

@@ -43,7 +43,7 @@ BASEMAP = STATIC / "basemap"
 #: Pinned npm packages. folium 0.20 asks for leaflet 1.9.3 from a CDN; 1.9.4 is its bug-fix release.
 PACKAGES: dict[str, str] = {
     "leaflet": "1.9.4",
-    "leaflet.markercluster": "1.5.3",
+    "supercluster": "9.1.0",
     "world-atlas": "2.0.2",
 }
 
@@ -59,11 +59,10 @@ COPIES: dict[str, list[tuple[str, str]]] = {
         ("dist/images/marker-shadow.png", "images/marker-shadow.png"),
         ("LICENSE", "LICENSE"),
     ],
-    "leaflet.markercluster": [
-        ("dist/leaflet.markercluster.js", "leaflet.markercluster.js"),
-        ("dist/MarkerCluster.css", "MarkerCluster.css"),
-        ("dist/MarkerCluster.Default.css", "MarkerCluster.Default.css"),
-        ("MIT-LICENCE.txt", "LICENSE"),
+    # The UMD build bundles its one dependency, kdbush (ISC, same authors).
+    "supercluster": [
+        ("dist/supercluster.min.js", "supercluster.min.js"),
+        ("LICENSE", "LICENSE"),
     ],
     "world-atlas": [("LICENSE", "LICENSE")],
 }

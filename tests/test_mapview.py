@@ -260,10 +260,13 @@ def test_empty_page_shows_the_world() -> None:
     assert "fitBounds" not in html and '"zoom": 2' in html
 
 
-def test_cluster_options_for_large_sets() -> None:
+def test_clusters_come_from_supercluster_not_markercluster() -> None:
     html = pages()["url"]
-    assert '"chunkedLoading": true' in html
-    assert "L.markerClusterGroup(" in html and "journalMap.attach(" in html
+    urls = Page(html).urls()
+    assert "/static/vendor/supercluster/supercluster.min.js" in urls
+    assert urls.index("/static/vendor/supercluster/supercluster.min.js") < urls.index("/static/js/journal-map.js")
+    assert "markercluster" not in html.lower()
+    assert re.search(r"journalMap\.attach\(map_\w+, \{", html)
     assert '"maxZoom": 18' in html
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from journal.errors import InvalidInput
 from journal.gpx import read_track
-from journal.route import TimedPoint, haversine_km, split_route
+from journal.route import TimedPoint, haversine_km, simplify, simplify_ranks, split_route, thin
 
 GPX_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "gpx"
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
@@ -109,3 +109,30 @@ def test_two_trips_ten_years_apart() -> None:
     parts = split_route(drive + walk)
     assert [len(part) for part in parts] == [296, 104]
     assert parts[0][0].time < parts[1][0].time
+
+
+# --- simplifying and thinning (journal.services.maps draws long routes with a vertex budget) ----------
+
+
+def test_simplify_ranks_give_douglas_peucker_at_every_tolerance() -> None:
+    points = [(0.0, 0.0), (0.1, 1.0), (-0.05, 2.0), (0.5, 3.0), (0.0, 4.0), (0.02, 5.0), (0.0, 6.0)]
+    ranks = simplify_ranks(points)
+    assert ranks[0] == ranks[-1] == float("inf")
+    for tolerance in (0.0, 0.01, 0.03, 0.06, 0.2, 0.6, 10.0):
+        assert simplify(points, tolerance) == [p for p, r in zip(points, ranks, strict=True) if r > tolerance]
+    assert simplify(points, 10.0) == [points[0], points[-1]]
+    assert simplify(points, 0.0) == points
+
+
+def test_simplify_keeps_a_curve_at_zero_and_its_ends_at_a_large_tolerance() -> None:
+    curve = [(i * 0.001, (i * 0.001) ** 2) for i in range(1500)]
+    assert simplify(curve, 0.0) == curve
+    assert simplify(curve, 1.0) == [curve[0], curve[-1]]
+
+
+def test_thin_merges_points_at_one_stop() -> None:
+    stop = [at(i, 46.0 + i * 1e-6, 14.5) for i in range(10)]  # within a metre
+    moved = [at(20, 46.01, 14.5), at(21, 46.0101, 14.5)]
+    kept = thin([*stop, *moved], 100, lambda p: (p.lat, p.lon))
+    assert kept == [stop[0], moved[0], moved[1]]
+    assert thin(stop[:2], 100, lambda p: (p.lat, p.lon)) == stop[:2]

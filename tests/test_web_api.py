@@ -25,7 +25,7 @@ from journal.app import create_app
 from journal.config import Settings
 from journal.models import ImportFailure, Photo, Post, Trip, User
 from journal.services import users
-from tests.conftest import LiveServer, csrf_token, make_user, sign_in
+from tests.conftest import GPX_SAMPLES, LiveServer, csrf_token, make_user, sign_in
 from tests.imaging import make_jpeg
 
 GPX = b'<?xml version="1.0"?><gpx version="1.1" creator="t"><trk><trkseg></trkseg></trk></gpx>'
@@ -109,7 +109,7 @@ def test_several_files_in_one_request_keep_their_order(
     assert [r["status"] for r in results] == ["imported", "failed", "failed", "failed", "failed"]
     assert all(r["error"] and "id" not in r for r in results[1:])
     assert "not a photo" in results[2]["error"]
-    assert "GPX" in results[3]["error"] and "not supported" in results[3]["error"]
+    assert "no track points" in results[3]["error"]  # a GPX with nothing recorded
     assert "empty" in results[4]["error"]
     assert count(app, Photo) == 1
     assert count(app, ImportFailure) >= 2  # broken and empty files are remembered with their reason
@@ -396,3 +396,11 @@ def test_parallel_uploads_store_each_distinct_file_once(live_server: LiveServer,
     assert len(originals) == len(rows)
     for kind in ("web", "thumb"):
         assert len([p for p in (live_server.home / "uploads" / kind).rglob("*") if p.is_file()]) == len(rows)
+
+
+def test_gpx_upload_records_a_track(user_client: FlaskClient, token: str) -> None:
+    gpx = (GPX_SAMPLES / "cerknicko-jezero.gpx").read_bytes()
+    result = upload(user_client, (gpx, "walk.gpx"), token=token).json["results"][0]
+    assert result["status"] == "imported" and result["track"] > 0
+    again = upload(user_client, (gpx, "walk.gpx"), token=token).json["results"][0]
+    assert again["status"] == "duplicate"

@@ -26,6 +26,7 @@ from journal.errors import JournalError, UnreadableFile
 from journal.metadata import PhotoMetadata, read_metadata
 from journal.models import ImportFailure, Photo, Post, Trip
 from journal.renditions import make_web_renditions, set_decode_lock
+from journal.services import tracks
 from journal.services.housekeeping import writer_guard
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ class FileResult:
     photo_id: int | None = None
     error: str | None = None
     sha256: str | None = None
+    #: For a GPX file: the recorded track, and what placing photos on it did.
+    track_id: int | None = None
+    note: str | None = None
 
 
 @dataclass
@@ -96,6 +100,7 @@ class ImportOptions:
 
     user_id: int
     trip_title: str | None = None
+    trip_id: int | None = None
     caption: str = ""
     one_post: bool = False
     post_id: int | None = None
@@ -162,10 +167,14 @@ def classify(candidate: Candidate) -> FileResult | None:
     if candidate.kind == "image":
         return None
     if candidate.kind == "track":
-        return FileResult(candidate.name, "skipped", error="GPX tracks are imported by a later version")
+        return None
     if suffix in IMAGE_EXTENSIONS or suffix in TRACK_EXTENSIONS:
         size = path.stat().st_size
-        reason = "empty file" if size == 0 else f"not a readable {suffix[1:].upper()} file (content does not match)"
+        reason = (
+            "empty file"
+            if size == 0
+            else f"not a readable {suffix[1:].upper()} file (content does not match)"
+        )
         return FileResult(candidate.name, "failed", error=reason)
     return FileResult(candidate.name, "skipped", error="not a photo or track")
 
@@ -240,18 +249,23 @@ def get_or_create_trip(session: Session, user_id: int, title: str) -> Trip:
     return trip
 
 
-def known_hashes(session: Session, user_id: int) -> set[str]:
-    """Content hashes already in the user's journal."""
-    return set(session.scalars(select(Photo.sha256).where(Photo.user_id == user_id)))
+def ensure_trip(factory: sessionmaker[Session], user_id: int, title: str) -> int:
+    """The id of the user's trip with that title, created in its own transaction when missing."""
+    try:
+        with factory() as session, session.begin():
+            return get_or_create_trip(session, user_id, title).id
+    except IntegrityError:
+        # A parallel import or upload created it a moment ago.
+        with factory() as session:
+            return get_or_create_trip(session, user_id, title).id
 
 
 def record(session: Session, prepared: Prepared, options: ImportOptions) -> Photo:
     """Insert the photo row (and its post) for prepared files; flushes, never commits."""
     meta = prepared.meta
-    trip_id = get_or_create_trip(session, options.user_id, options.trip_title).id if options.trip_title else None
     post = session.get(Post, options.post_id) if options.post_id else None
     if post is None:
-        post = Post(user_id=options.user_id, trip_id=trip_id, caption=options.caption)
+        post = Post(user_id=options.user_id, trip_id=options.trip_id, caption=options.caption)
         session.add(post)
         session.flush()
     place = places.place_for(meta.lat, meta.lon) if meta.lat is not None and meta.lon is not None else None
@@ -294,7 +308,9 @@ def record_failure(session: Session, user_id: int, result: FileResult) -> None:
     """Keep a failed file's name and reason so the user can see it later."""
     session.add(
         ImportFailure(
-            user_id=user_id, source_name=result.name[-1024:], reason=(result.error or "")[:1024],
+            user_id=user_id,
+            source_name=result.name[-1024:],
+            reason=(result.error or "")[:1024],
             sha256=result.sha256,
         )
     )
@@ -308,15 +324,14 @@ class Importer:
         self.settings = settings
         self.factory = factory
         self.options = options
-        self._todo: list[Candidate] = []
+        self._todo: dict[str, Candidate] = {}
+        self._has_tracks: bool | None = None
 
     def run(
         self, candidates: Iterable[Candidate], on_result: Callable[[FileResult], None] | None = None
     ) -> ImportSummary:
         """Import every candidate; one bad file never stops the batch."""
         summary = ImportSummary()
-        with self.factory() as session:
-            seen = known_hashes(session, self.options.user_id)
         todo: list[Candidate] = []
         for candidate in candidates:
             early = classify(candidate)
@@ -324,10 +339,20 @@ class Importer:
                 todo.append(candidate)
             else:
                 self._finish(summary, early, on_result)
-        self._todo = todo
+        if not todo:
+            return summary
+        if self.options.trip_title and self.options.trip_id is None:
+            trip_id = ensure_trip(self.factory, self.options.user_id, self.options.trip_title)
+            self.options = replace(self.options, trip_id=trip_id)
+        # GPX tracks first, so the photos of the same run are placed on them as they are recorded.
+        gpx_files = [c for c in todo if c.kind == "track"]
+        todo = [c for c in todo if c.kind != "track"]
+        self._todo = {c.name: c for c in todo}
         with writer_guard(self.settings, self.factory):
+            for candidate in gpx_files:
+                self._finish(summary, self._import_track(candidate), on_result)
             for outcome in self._prepare_all(todo):
-                self._finish(summary, self._store(outcome, seen), on_result)
+                self._finish(summary, self._store(outcome), on_result)
         return summary
 
     def _prepare_all(self, todo: list[Candidate]) -> Iterator[Prepared | FileResult]:
@@ -353,35 +378,73 @@ class Importer:
             for future in pending:
                 yield future.result()
 
-    def _store(self, outcome: Prepared | FileResult, seen: set[str]) -> FileResult:
-        if isinstance(outcome, FileResult) and outcome.status == "duplicate" and outcome.sha256 not in seen:
-            with self.factory() as session:
-                seen |= known_hashes(session, self.options.user_id)
-            if outcome.sha256 not in seen:
-                # Files with no row (left by a crash not yet swept): import them for real.
-                c = next(c for c in self._todo if c.name == outcome.name)
-                outcome = prepare(self.settings, self.options.user_id, c.path, c.name, force=True)
+    def _store(self, outcome: Prepared | FileResult) -> FileResult:
+        if isinstance(outcome, FileResult) and outcome.status == "duplicate" and outcome.sha256:
+            if self._stored_id(outcome.sha256) is not None:
+                return outcome
+            # Files with no row (left by a crash, not yet swept): import them for real.
+            c = self._todo[outcome.name]
+            outcome = prepare(self.settings, self.options.user_id, c.path, c.name, force=True)
         if isinstance(outcome, FileResult):
             return outcome
-        if outcome.sha256 in seen:
-            return FileResult(outcome.name, "duplicate", sha256=outcome.sha256)
         try:
             with self.factory() as session, session.begin():
                 photo = record(session, outcome, self.options)
-                post_id = photo.post_id
-        except IntegrityError:
-            # Another import or upload stored the same content at the same moment.
-            return FileResult(outcome.name, "duplicate", sha256=outcome.sha256)
-        seen.add(outcome.sha256)
+                photo_id, post_id = photo.id, photo.post_id
+                self._place_by_track(session, photo)
+        except IntegrityError as exc:
+            if self._stored_id(outcome.sha256) is not None:
+                # Another import or upload stored the same content at the same moment.
+                return FileResult(outcome.name, "duplicate", sha256=outcome.sha256)
+            logger.error("cannot record %s: %s", outcome.name, exc)
+            return FileResult(
+                outcome.name, "failed", error="could not be saved; try again", sha256=outcome.sha256
+            )
         if self.options.one_post and self.options.post_id is None:
             self.options = replace(self.options, post_id=post_id)
-        return FileResult(outcome.name, "imported", photo_id=photo.id, sha256=outcome.sha256)
+        return FileResult(outcome.name, "imported", photo_id=photo_id, sha256=outcome.sha256)
 
-    def _finish(self, summary: ImportSummary, result: FileResult, on_result: Callable[[FileResult], None] | None) -> None:
+    def _import_track(self, candidate: Candidate) -> FileResult:
+        """Store and record a GPX track, then place the user's photos without a position on it."""
+        done = tracks.import_track(
+            self.settings,
+            self.factory,
+            self.options.user_id,
+            candidate.path,
+            original_name=candidate.name,
+            trip_id=self.options.trip_id,
+        )
+        self._has_tracks = None  # ask again: this may be the user's first track
+        return FileResult(
+            candidate.name,
+            done.status,
+            error=done.error,
+            sha256=done.sha256,
+            track_id=done.track_id,
+            note=done.note,
+        )
+
+    def _place_by_track(self, session: Session, photo: Photo) -> None:
+        """A photo without a position imported after a track: place it on the track by its time."""
+        if photo.lat is not None:
+            return
+        if self._has_tracks is None:
+            self._has_tracks = tracks.user_has_tracks(session, self.options.user_id)
+        if self._has_tracks:
+            tracks.place_new_photo(session, self.settings, photo)
+
+    def _stored_id(self, sha256: str) -> int | None:
+        with self.factory() as session:
+            return session.scalar(
+                select(Photo.id).where(Photo.user_id == self.options.user_id, Photo.sha256 == sha256)
+            )
+
+    def _finish(
+        self, summary: ImportSummary, result: FileResult, on_result: Callable[[FileResult], None] | None
+    ) -> None:
         if result.status == "failed":
             with self.factory() as session, session.begin():
                 record_failure(session, self.options.user_id, result)
         summary.results.append(result)
         if on_result is not None:
             on_result(result)
-

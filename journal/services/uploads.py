@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.utils import secure_filename
 
@@ -43,7 +42,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SUFFIX = re.compile(r"\.[a-z0-9]{1,5}")
 
 NOT_A_PHOTO = "not a photo: the journal takes JPEG, HEIC, PNG, WebP, AVIF and TIFF images"
-TRACKS_LATER = "GPX tracks are not supported on upload yet: they will be in a later version"
 NOT_STORED = "could not be stored this time (another upload got in the way): try again"
 CHANGED_IN_TRANSIT = (
     "the file arrived changed (the connection or a proxy altered it); nothing was stored, try again"
@@ -89,6 +87,9 @@ class UploadResult:
     error: str | None = None
     #: A failed upload that may well work when sent again (it was damaged on the way).
     retryable: bool = False
+    #: For a GPX file: the recorded track, and what placing photos on it did.
+    track_id: int | None = None
+    note: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         """The contract's JSON object: `id` only when stored, `error` only when failed."""
@@ -103,6 +104,10 @@ class UploadResult:
             data["error"] = self.error
         if self.retryable:
             data["retry"] = True
+        if self.track_id is not None:
+            data["track"] = self.track_id
+        if self.note is not None:
+            data["note"] = self.note
         return data
 
 
@@ -176,13 +181,13 @@ def import_staged(
     if options.post_id is not None:
         with factory() as session:
             check_post(session, user_id, options.post_id)
-    if options.trip:
-        ensure_trip(factory, user_id, options.trip)
+    trip_id = importing.ensure_trip(factory, user_id, options.trip) if options.trip else None
     # The web server runs uploads in parallel requests already: no process pool per request.
     single = settings.with_(workers=1)
     target = importing.ImportOptions(
         user_id=user_id,
         trip_title=options.trip,
+        trip_id=trip_id,
         caption=options.caption,
         one_post=options.one_post,
         post_id=options.post_id,
@@ -204,15 +209,6 @@ def check_post(session: Session, user_id: int, post_id: int) -> Post:
     return post
 
 
-def ensure_trip(factory: sessionmaker[Session], user_id: int, title: str) -> None:
-    """Create the user's trip when missing, in its own transaction (parallel uploads may race)."""
-    try:
-        with factory() as session, session.begin():
-            importing.get_or_create_trip(session, user_id, title)
-    except IntegrityError:
-        logger.debug("trip %r was created by a parallel upload", title)
-
-
 def _import_one(
     settings: Settings, factory: sessionmaker[Session], options: importing.ImportOptions, staged: Staged
 ) -> UploadResult:
@@ -221,8 +217,12 @@ def _import_one(
         return UploadResult(staged.name, "failed", error=CHANGED_IN_TRANSIT, retryable=True)
     candidate = importing.Candidate(staged.path, staged.name, importing.sniff(staged.path))
     outcome = importing.Importer(settings, factory, options).run([candidate]).results[0]
+    if candidate.kind == "track" and outcome.status in ("imported", "duplicate"):
+        return UploadResult(
+            staged.name, outcome.status, sha256=outcome.sha256, track_id=outcome.track_id, note=outcome.note
+        )
     if outcome.status == "skipped":
-        error = TRACKS_LATER if candidate.kind == "track" else NOT_A_PHOTO
+        error = (outcome.error or NOT_A_PHOTO) if candidate.kind == "track" else NOT_A_PHOTO
         return UploadResult(staged.name, "failed", sha256=outcome.sha256, error=error)
     if outcome.status == "failed":
         return UploadResult(

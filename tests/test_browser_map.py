@@ -1,0 +1,239 @@
+"""The map journal in Debian's Chromium against a real `journal serve`, with every non-local request aborted.
+
+A trip is imported with `journal import`: photos made with Pillow (a walk without GPS inside
+cerknicko-jezero.gpx's time span, GPS photos in four towns, one photo that stays without a position)
+and the GPX track itself. Screenshots go to /tmp/shots/map.png, /tmp/shots/trip.png and
+/tmp/shots/trip-phone.png.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from journal import db
+from journal.config import Settings
+from journal.models import Photo, Post, Trip
+from tests.browser import chromium_available, launch_chromium, offline_context
+from tests.conftest import GPX_SAMPLES, PASSWORD, LiveServer
+from tests.imaging import make_jpeg
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not chromium_available(), reason="needs Debian's Chromium at /usr/bin/chromium"),
+]
+
+SHOTS = Path("/tmp/shots")
+EVIL = "<img src=x onerror=window.__x=1>"
+TOWNS = [(46.0511, 14.5051), (45.5469, 13.7302), (46.3683, 14.1146), (45.8150, 15.9819)]
+WALK_MINUTES = (0, 10, 20, 30, 40, 70, 100)  # after 14:30Z; 15:10Z lies between two track segments
+
+
+def make_trip_folder(folder: Path) -> int:
+    """Photos and the track of a trip; returns how many photos end up on the map."""
+    start = datetime(2010, 8, 5, 14, 30)
+    for i, minutes in enumerate(WALK_MINUTES):
+        local = start + timedelta(minutes=minutes, hours=2)
+        make_jpeg(folder / f"walk-{i}.jpg", (640, 480), seed=i, taken_at=local, offset="+02:00")
+    for t, (lat, lon) in enumerate(TOWNS):
+        for k in range(3):
+            local = datetime(2010, 8, 6 + t, 10 + k, 0)
+            jitter = k * 0.003
+            make_jpeg(
+                folder / f"town-{t}-{k}.jpg", (640, 480), seed=50 + 3 * t + k, taken_at=local,
+                offset="+02:00", lat=lat + jitter, lon=lon + jitter,
+            )  # fmt: skip
+    make_jpeg(folder / "lost.jpg", (640, 480), seed=99, taken_at=datetime(2010, 8, 9, 18, 0), offset="+02:00")
+    shutil.copy(GPX_SAMPLES / "cerknicko-jezero.gpx", folder / "walk.gpx")
+    return len(WALK_MINUTES) - 1 + 3 * len(TOWNS)  # the 15:10Z walk photo falls between segments
+
+
+def journal_import(server: LiveServer, folder: Path) -> str:
+    env = {**os.environ, "JOURNAL_HOME": str(server.home)}
+    env.pop("JOURNAL_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "journal", "import", str(folder), "--trip", "Slovenia 2010"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def set_caption(server: LiveServer, town: int, caption: str) -> int:
+    """Give the first photo of a town a caption (straight in the live server's database); its id."""
+    engine = db.make_engine(Settings(home=server.home).database_url)
+    try:
+        with db.make_session_factory(engine)() as s, s.begin():
+            photo = next(p for p in s.query(Photo).all() if p.original_name.endswith(f"town-{town}-0.jpg"))
+            post = s.get(Post, photo.post_id)
+            assert post is not None
+            post.caption = caption
+            return photo.id
+    finally:
+        engine.dispose()
+
+
+def trip_id(server: LiveServer) -> int:
+    engine = db.make_engine(Settings(home=server.home).database_url)
+    try:
+        with db.make_session_factory(engine)() as s:
+            return next(t.id for t in s.query(Trip).all())
+    finally:
+        engine.dispose()
+
+
+def wait_ready(page: Any) -> None:
+    page.wait_for_function("() => document.documentElement.dataset.journalMap === 'ready'", timeout=30_000)
+
+
+def photos_in_view(page: Any) -> int:
+    return int(
+        page.evaluate(
+            "() => [...document.querySelectorAll('.jm-marker')]"
+            ".reduce((n, m) => n + Number(m.dataset.count), 0)"
+        )
+    )
+
+
+def centre(page: Any) -> tuple[float, float]:
+    lat, lng = page.evaluate("() => { const c = journalMap.map.getCenter(); return [c.lat, c.lng]; }")
+    return float(lat), float(lng)
+
+
+def route_lines(page: Any) -> int:
+    """Polylines drawn in the route pane (the map draws on canvas: count layers, not SVG paths)."""
+    return int(
+        page.evaluate(
+            """() => { let n = 0; journalMap.map.eachLayer(l => {
+                 if (l instanceof L.Polyline && l.options.pane === 'journal-routes') n++; }); return n; }"""
+        )
+    )
+
+
+def basemap_drawn(page: Any) -> bool:
+    """True when the basemap canvas holds both land and border pixels (not a blank map)."""
+    return bool(
+        page.evaluate(
+            """() => {
+              const canvas = document.querySelector('.leaflet-journal-basemap-pane canvas');
+              if (!canvas || !canvas.width) return false;
+              const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+              let filled = 0;
+              for (let i = 3; i < data.length; i += 4 * 97) if (data[i] > 0) filled++;
+              return filled > 100;
+            }"""
+        )
+    )
+
+
+def test_map_journal_in_the_browser(live_server: LiveServer, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    base = live_server.url
+    with (
+        sync_playwright() as p,
+        launch_chromium(p) as browser,
+        offline_context(browser, viewport={"width": 1400, "height": 900}) as (context, log),
+    ):
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+
+        page.goto(base + "/")
+        page.fill("input[name=name]", "owner")
+        page.fill("input[name=password]", PASSWORD)
+        page.fill("input[name=confirm]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+
+        folder = tmp_path / "trip"
+        folder.mkdir()
+        located = make_trip_folder(folder)
+        assert "imported 21," in journal_import(live_server, folder)
+        evil_id = set_caption(live_server, 0, EVIL)
+        trip = trip_id(live_server)
+
+        # Everything: the basemap is drawn and every located photo is in a marker or a cluster.
+        page.goto(base + "/map")
+        wait_ready(page)
+        assert basemap_drawn(page)
+        assert photos_in_view(page) == located
+        expect(page.locator(".trip-chip")).to_have_count(1)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(SHOTS / "map.png"))
+
+        # The trip's own page, linked from the trip page.
+        page.goto(f"{base}/trips/{trip}")
+        page.click(f"a[href='/trips/{trip}/map']")
+        wait_ready(page)
+        expect(page.locator("h1")).to_have_text("Slovenia 2010")
+        assert photos_in_view(page) == located
+        assert route_lines(page) == 8  # the track's seven segments, and the way between the towns
+        expect(page.locator("[data-unlocated-count]")).to_have_text("2")
+
+        # A story photo flies the map to it and opens its popup: thumbnail, caption as text.
+        before = centre(page)
+        page.locator(f".story-photo[data-photo='{evil_id}']").click()
+        popup = page.locator(".journal-popup")
+        expect(popup.locator(".journal-popup-caption")).to_have_text(EVIL)
+        page.wait_for_function(
+            "() => { const i = document.querySelector('.journal-popup-thumb');"
+            " return i && i.complete && i.naturalWidth > 0; }"
+        )
+        after = centre(page)
+        assert abs(after[0] - before[0]) + abs(after[1] - before[1]) > 0.01
+        assert abs(after[0] - TOWNS[0][0]) < 0.05 and abs(after[1] - TOWNS[0][1]) < 0.05
+        assert popup.locator("img").count() == 1 and page.evaluate("() => window.__x") is None
+        expect(page.locator(".story-entry.is-active")).to_have_count(1)
+
+        # A marker click scrolls its story entry into view and highlights it.
+        page.evaluate("() => journalMap.map.setView([45.5469, 13.7302], 16, {animate: false})")
+        marker = page.locator(".jm-photo").first
+        marker.wait_for()
+        photo_id = marker.get_attribute("data-photo")
+        marker.click()
+        active = page.locator(".story-entry.is-active")
+        expect(active.locator(f".story-photo[data-photo='{photo_id}']")).to_have_count(1)
+        expect(page.locator(".journal-popup-thumb")).to_be_visible()
+        assert active.bounding_box() is not None
+
+        # Placing the photo without a position: Place, then a click on the map.
+        page.evaluate("() => journalMap.map.setView([45.9, 14.8], 9, {animate: false})")
+        lost = page.locator(".unlocated-item").last
+        lost_id = lost.get_attribute("data-photo")
+        lost.locator("[data-place]").click()
+        expect(page.locator(".journal-pick")).to_be_visible()
+        page.locator("#journal-map").click(position={"x": 400, "y": 420})
+        expect(page.locator(f".unlocated-item[data-photo='{lost_id}']")).to_have_count(0)
+        expect(page.locator("[data-unlocated-count]")).to_have_text("1")
+        expect(page.locator(f".story-photo[data-photo='{lost_id}']")).to_have_attribute("data-located", "1")
+        page.locator(".journal-popup-close-button, .leaflet-popup-close-button").first.click()
+
+        # The day title shows the whole day.
+        page.locator("[data-fit-day]").first.click()
+        page.wait_for_timeout(1200)
+        page.screenshot(path=str(SHOTS / "trip.png"))
+
+        # On a phone the story goes under the map.
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{base}/trips/{trip}/map")
+        wait_ready(page)
+        map_box = page.locator("#journal-map").bounding_box()
+        story_box = page.locator("#story").bounding_box()
+        assert map_box and story_box and story_box["y"] >= map_box["y"] + map_box["height"] - 1
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(SHOTS / "trip-phone.png"))
+
+        assert errors == [], errors
+        assert log.blocked == [], f"requests left 127.0.0.1: {log.blocked}"
+        assert all(re.match(r"^(http://127\.0\.0\.1:\d+/|data:|blob:)", url) for url in log.allowed)
