@@ -62,7 +62,10 @@ def make_corpus(name: str, count: int, size: tuple[int, int], *, fmt: str = "JPE
             if fmt == "JPEG":
                 frame.save(target, "JPEG", quality=92, exif=exif)
             else:
-                frame.save(target, "HEIF", quality=80, exif=exif)
+                # Phones store big HEICs as a grid of 512 px tiles (one HEVC picture may not hold 48 MP).
+                heif = pillow_heif.from_pillow(frame)
+                heif.info["exif"] = exif
+                heif.save(target, quality=80, tile_size=512)
         done.touch()
     return sorted(folder.glob(f"*.{ext}"))
 
