@@ -1,0 +1,274 @@
+"""The files of an export: one photo made privacy-safe for a platform. Runs in worker processes.
+
+Kept apart from services/exporting.py so that a worker imports only Pillow and the image
+modules (about 0.3 s), not the database, folium and the bundle writer (about 3 s).
+
+How a photo's file is made (`file_kind`):
+
+- `scrub`: a JPEG original for the `original` preset, copied losslessly without metadata
+  (privacy.scrub_jpeg); the orientation stays a tag, as in the source.
+- `png` / `webp`: PNG and WebP originals re-saved losslessly, pixels made upright, with only
+  transparency, the ICC profile and the kept EXIF (the first frame of an animation).
+- `jpeg`: everything else. Platform presets: decoded upright at the platform's size and cropped
+  to its aspect range (renditions.render). HEIF, AVIF, TIFF and DNG originals (which cannot be
+  scrubbed losslessly): decoded at full size, upright. Then encoded by privacy.save_clean_jpeg,
+  which alone owns the quality loop under a platform's max_file_bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.context
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from PIL import Image
+
+from journal import privacy, renditions
+from journal.errors import ImageTooLarge, JournalError
+from journal.platforms import Platform, plan_geometry
+from journal.privacy import ExifKeep
+
+logger = logging.getLogger(__name__)
+
+FileKind = Literal["scrub", "png", "webp", "jpeg"]
+
+#: Platforms recompress what they are given: start high so their second pass loses less.
+RENDITION_QUALITY = 90
+#: HEIF, AVIF, TIFF and DNG originals become JPEGs at this quality.
+REENCODE_QUALITY = 95
+#: A platform rendition may come out up to this much smaller than the platform's size when that lets
+#: libjpeg scale by 1/2, 1/4 or 1/8 while decoding instead of decoding 4x the pixels and resampling:
+#: a 12 MP photo (4032 px wide) becomes 1008 px wide for Instagram (which takes 320-1080) in about
+#: 40 % of the time. The same trade as Settings.web_size_tolerance for the import's web images;
+#: 0 gives the preset's exact sizes.
+PLATFORM_SIZE_TOLERANCE = 0.08
+#: Lossless WebP effort (0-100): 100 is ~5x slower for ~3% smaller files.
+WEBP_EFFORT = 50
+
+_LOSSLESS: dict[str, FileKind] = {"PNG": "png", "WEBP": "webp"}
+_JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+#: EXIF Orientation -> the transpose that makes the pixels upright (EXIF 2.32, 4.6.4 A).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+#: What Pillow, its plug-ins and the scrubber raise for a damaged file.
+FILE_ERRORS = (JournalError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """How to make one photo's file for a bundle; `keep` is already privacy-filtered."""
+
+    photo_id: int
+    post_id: int
+    number: int
+    src: Path
+    dest: Path
+    kind: FileKind
+    keep: ExifKeep
+    platform: Platform
+    format: str
+    width: int
+    height: int
+    orientation: int | None
+    max_pixels: int
+
+    @property
+    def ext(self) -> str:
+        """Extension of the file made."""
+        return "png" if self.kind == "png" else "webp" if self.kind == "webp" else "jpg"
+
+    def upright_size(self) -> tuple[int, int]:
+        """Stored size turned by the EXIF orientation (what a viewer shows)."""
+        turned = self.orientation in (5, 6, 7, 8) and self.format not in ("HEIF", "AVIF")
+        return (self.height, self.width) if turned else (self.width, self.height)
+
+
+@dataclass(frozen=True)
+class MadeFile:
+    """A file made for a bundle (path, upright size), or why it could not be made."""
+
+    photo_id: int
+    path: Path | None
+    width: int
+    height: int
+    error: str | None = None
+
+
+def file_kind(fmt: str, platform: Platform) -> FileKind:
+    """How a photo of this Pillow format is made for the platform (see the module docstring)."""
+    if platform.format != "original":
+        return "jpeg"
+    if fmt in _JPEG_FORMATS:
+        return "scrub"
+    return _LOSSLESS.get(fmt, "jpeg")
+
+
+def make_file(job: FileJob) -> MadeFile:
+    """Make one job's file at job.dest; a damaged source gives a MadeFile with the error instead.
+
+    job.dest is a private work file, deleted after the bundle is written: no temp + rename or
+    fsync here (the bundle itself is written atomically).
+    """
+    try:
+        if job.kind == "scrub":
+            with job.dest.open("wb") as out:
+                privacy.scrub_jpeg(job.src, out, keep=job.keep)
+            width, height = job.upright_size()
+        elif job.kind in ("png", "webp"):
+            width, height = _save_lossless(job)
+        else:
+            width, height = _save_jpeg(job)
+    except FILE_ERRORS as exc:
+        logger.warning("photo %d: cannot make its export file: %s", job.photo_id, exc)
+        job.dest.unlink(missing_ok=True)
+        return MadeFile(job.photo_id, None, 0, 0, error=one_line(exc))
+    return MadeFile(job.photo_id, job.dest, width, height)
+
+
+def _save_jpeg(job: FileJob) -> tuple[int, int]:
+    """Decode upright (at the platform's size, or full size), encode with only the kept EXIF."""
+    rendition = job.platform.format != "original"
+    image = renditions.render(
+        job.src,
+        long_edge=render_long_edge(job),
+        orientation=job.orientation,
+        max_pixels=job.max_pixels,
+        crop_aspect=job.platform.aspect_range,
+        draft_tolerance=PLATFORM_SIZE_TOLERANCE if rendition else 0.0,
+    )
+    if rendition:
+        target = platform_size(job, image.size)
+        if not fits(image.size, target, job.platform):  # HEIF/AVIF turned the other way, or rounding
+            image = image.resize(target, Image.Resampling.LANCZOS)
+    quality = REENCODE_QUALITY if job.platform.format == "original" else RENDITION_QUALITY
+    with job.dest.open("wb") as out:
+        size = privacy.save_clean_jpeg(
+            image, out, keep=job.keep, quality=quality, max_bytes=job.platform.max_file_bytes
+        )
+    logger.debug("photo %d: %dx%d JPEG, %d bytes", job.photo_id, image.width, image.height, size)
+    if job.platform.max_file_bytes is None:
+        return image.size
+    with Image.open(job.dest) as written:  # encode_clean_jpeg scales down when quality alone cannot fit
+        return written.size
+
+
+def render_long_edge(job: FileJob) -> int | None:
+    """The long edge to decode at: the platform's size for the upright, cropped photo (None: full size).
+
+    HEIF and AVIF apply their own rotation, which the stored size does not show: both ways are
+    tried and the larger kept, and _save_jpeg fits the result exactly.
+    """
+    if job.platform.long_edge is None and job.platform.width is None:
+        return None
+    return max(max(plan_geometry(w, h, job.platform).size) for w, h in _upright_candidates(job))
+
+
+def platform_size(job: FileJob, rendered: tuple[int, int]) -> tuple[int, int]:
+    """The platform's exact output size (plan_geometry of the source) for the way the render came out."""
+    sizes = [plan_geometry(w, h, job.platform).size for w, h in _upright_candidates(job)]
+    aspect = rendered[0] / rendered[1]
+    return min(sizes, key=lambda size: abs(size[0] / size[1] - aspect))
+
+
+def fits(size: tuple[int, int], target: tuple[int, int], platform: Platform) -> bool:
+    """Whether a rendition of `size` can stand for `target`: not larger, at most PLATFORM_SIZE_TOLERANCE
+    smaller (rounded down to whole pixels), and within the platform's aspect range."""
+    (width, height), (target_w, target_h) = size, target
+    low = 1 - PLATFORM_SIZE_TOLERANCE
+    if not (int(target_w * low) <= width <= target_w and int(target_h * low) <= height <= target_h):
+        return False
+    ratio = platform.aspect_range
+    return ratio is None or ratio[0] <= width / height <= ratio[1]
+
+
+def _upright_candidates(job: FileJob) -> list[tuple[int, int]]:
+    """The upright size; HEIF and AVIF may be turned by their container either way."""
+    sizes = [job.upright_size()]
+    if job.format in ("HEIF", "AVIF"):
+        sizes.append((job.height, job.width))
+    return sizes
+
+
+def _save_lossless(job: FileJob) -> tuple[int, int]:
+    """Re-save a PNG or WebP losslessly: pixels upright, only transparency, ICC and the kept EXIF."""
+    with Image.open(job.src, formats=[job.format]) as source:
+        if source.width * source.height > job.max_pixels:
+            raise ImageTooLarge(f"image too large: {source.width * source.height} pixels")
+        source.seek(0)  # an animation: its first frame
+        source.load()
+        image = source.copy()
+        kept: dict[str | tuple[int, int], Any] = {
+            key: source.info[key]
+            for key in ("transparency", "icc_profile")
+            if source.info.get(key) is not None
+        }
+    if job.orientation in _TRANSPOSE:
+        image = image.transpose(_TRANSPOSE[job.orientation])
+    image.info = kept  # nothing else is copied: no text chunks, XMP or old EXIF
+    exif = privacy.build_exif(job.keep)
+    with job.dest.open("wb") as handle:
+        if job.kind == "png":
+            image.save(handle, "PNG", exif=exif, icc_profile=kept.get("icc_profile"))
+        else:
+            icc = {"icc_profile": kept["icc_profile"]} if "icc_profile" in kept else {}
+            image.save(handle, "WEBP", lossless=True, quality=WEBP_EFFORT, exif=exif, xmp=b"", **icc)
+    return image.size
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line for a report."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+def _init_worker(lock: contextlib.AbstractContextManager[object]) -> None:
+    """Worker set-up: big full-size decodes (HEIF originals) take turns, as in the import."""
+    renditions.set_decode_lock(lock)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """fork when this process has one thread (the CLI: fast, like the import); forkserver otherwise.
+
+    The web app runs exports from a thread, and fork() in a threaded process can copy a lock that
+    another thread holds. forkserver starts workers from a clean process instead (preloading this
+    module keeps each one cheap); it needs an importable __main__, which `journal serve` has.
+    """
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def run_jobs(jobs: Sequence[FileJob], workers: int) -> Iterator[MadeFile]:
+    """Make every job's file (results in completion order), in worker processes when that helps."""
+    if workers <= 1 or len(jobs) < 2:
+        yield from (make_file(job) for job in jobs)
+        return
+    context = _pool_context()
+    lock = context.Lock()
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)), mp_context=context, initializer=_init_worker, initargs=(lock,)
+    ) as pool:
+        pending: set[Future[MadeFile]] = set()
+        for job in jobs:
+            pending.add(pool.submit(make_file, job))
+            if len(pending) >= workers * 2:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (future.result() for future in done)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (future.result() for future in done)

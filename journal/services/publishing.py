@@ -1,0 +1,330 @@
+"""After the export: post status (exported, published), marking bundles published, sending e-mail bundles."""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from journal import bundle, mail, storage
+from journal.errors import InvalidInput, JournalError, NotFound
+from journal.models import Export, ExportPost, OutgoingMessage, Post, Publication
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["not exported", "exported", "published"]
+MAX_URL_CHARS = 2048
+_IN_CHUNK = 500
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+
+
+# --- status of posts -----------------------------------------------------------------------
+
+
+def post_status(
+    session: Session, user_id: int, post_ids: Iterable[int]
+) -> dict[int, tuple[Status, list[str]]]:
+    """For each post id: "not exported", "exported" or "published", and the names of the bundles holding it.
+
+    Bundle names are oldest first. Ids that are not the user's come back as ("not exported", []).
+    """
+    ids = sorted(set(post_ids))
+    names: dict[int, list[str]] = {pid: [] for pid in ids}
+    published: set[int] = set()
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        rows = session.execute(
+            select(ExportPost.post_id, Export.name)
+            .join(Export, Export.id == ExportPost.export_id)
+            .where(Export.user_id == user_id, ExportPost.post_id.in_(chunk))
+            .distinct()
+            .order_by(Export.created_at, Export.id)
+        )
+        for post_id, name in rows:
+            if name not in names[post_id]:
+                names[post_id].append(name)
+        published |= set(
+            session.scalars(
+                select(Publication.post_id)
+                .join(Post, Post.id == Publication.post_id)
+                .where(Post.user_id == user_id, Publication.post_id.in_(chunk))
+            )
+        )
+    return {pid: (_status(pid in published, bool(names[pid])), names[pid]) for pid in ids}
+
+
+def _status(published: bool, exported: bool) -> Status:
+    if published:
+        return "published"
+    return "exported" if exported else "not exported"
+
+
+# --- bundles -------------------------------------------------------------------------------
+
+
+def get_export(session: Session, user_id: int, export_id: int) -> Export:
+    """The user's bundle record; NotFound for a missing id or somebody else's bundle."""
+    export = session.get(Export, export_id)
+    if export is None or export.user_id != user_id:
+        raise NotFound("no such bundle")
+    return export
+
+
+def find_export_by_file(session: Session, user_id: int, path: Path) -> Export:
+    """The record of a bundle file (zip or .eml), found by its SHA-256; a zip's manifest is checked first."""
+    if not path.is_file():
+        raise NotFound(f"no such file: {path.name}")
+    if zipfile.is_zipfile(path):
+        bundle.read_manifest(path)  # InvalidInput for a zip that is not a journal bundle
+    sha256 = storage.sha256_file(path)
+    export = session.scalar(
+        select(Export).where(Export.user_id == user_id, Export.sha256 == sha256).order_by(Export.id.desc())
+    )
+    if export is None:
+        raise NotFound(
+            f"{path.name} is not a bundle this journal exported for you (no record with its SHA-256)"
+        )
+    return export
+
+
+def check_url(url: str | None) -> str | None:
+    """An http(s) URL where posts were published, or None when empty; InvalidInput otherwise."""
+    url = (url or "").strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or _CONTROL.search(url):
+        raise InvalidInput("the URL must start with http:// or https:// and hold no spaces")
+    if len(url) > MAX_URL_CHARS:
+        raise InvalidInput(f"the URL is longer than {MAX_URL_CHARS} characters")
+    return url
+
+
+def mark_published(
+    session: Session, export: Export, *, url: str | None = None, when: datetime | None = None
+) -> int:
+    """Record that the bundle's posts were published; returns how many posts. Flushes.
+
+    Marking the same bundle again keeps the first date and sets the URL when one is given.
+    """
+    url = check_url(url)
+    moment = when or datetime.now(UTC)
+    post_ids = sorted({link.post_id for link in export.posts})
+    existing = {
+        pub.post_id: pub
+        for pub in session.scalars(select(Publication).where(Publication.export_id == export.id))
+    }
+    for post_id in post_ids:
+        publication = existing.get(post_id)
+        if publication is None:
+            session.add(Publication(post_id=post_id, export_id=export.id, published_at=moment, url=url))
+        elif url:
+            publication.url = url
+    session.flush()
+    logger.info("bundle %d marked published (%d posts)", export.id, len(post_ids))
+    return len(post_ids)
+
+
+@dataclass(frozen=True)
+class BundleRow:
+    """One bundle for the export page: its record, post count, status and whether its file is still there."""
+
+    export: Export
+    posts: int
+    status: str
+    detail: str | None
+    url: str | None
+    on_disk: bool
+
+
+def list_bundles(session: Session, user_id: int, *, limit: int = 200) -> list[BundleRow]:
+    """The user's bundles, newest first, with what became of them."""
+    exports = list(
+        session.scalars(
+            select(Export)
+            .where(Export.user_id == user_id)
+            .order_by(Export.created_at.desc(), Export.id.desc())
+            .limit(limit)
+        )
+    )
+    ids = [e.id for e in exports]
+    counts = {
+        export_id: count
+        for export_id, count in session.execute(
+            select(ExportPost.export_id, func.count(func.distinct(ExportPost.post_id)))
+            .where(ExportPost.export_id.in_(ids))
+            .group_by(ExportPost.export_id)
+        )
+    }
+    urls: dict[int, str | None] = {}
+    for export_id, url in session.execute(
+        select(Publication.export_id, Publication.url).where(Publication.export_id.in_(ids))
+    ):
+        if export_id is not None:
+            urls[export_id] = urls.get(export_id) or url
+    messages = {
+        m.export_id: m
+        for m in session.scalars(select(OutgoingMessage).where(OutgoingMessage.export_id.in_(ids)))
+    }
+    return [
+        _bundle_row(e, counts.get(e.id, 0), e.id in urls, urls.get(e.id), messages.get(e.id)) for e in exports
+    ]
+
+
+def _bundle_row(
+    export: Export, posts: int, published: bool, url: str | None, message: OutgoingMessage | None
+) -> BundleRow:
+    """Status words: published; for e-mail sent, failed or pending; else exported."""
+    detail: str | None = None
+    if published:
+        status = "published"
+    elif message is None:
+        status = "exported"
+    elif message.sent_at is not None:
+        status = "sent"
+    elif message.last_error:
+        status, detail = "failed", message.last_error
+    else:
+        status = "pending"
+    return BundleRow(export, posts, status, detail, url, Path(export.path).is_file())
+
+
+# --- sending e-mail bundles ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A pending message as read from the database."""
+
+    message_id: str
+    path: Path
+
+
+@dataclass
+class SendOutcome:
+    """mail.SendReport plus the file name of each message, for the report."""
+
+    report: mail.SendReport
+    names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every pending message went out."""
+        return self.report.ok
+
+    def name(self, message_id: str) -> str:
+        """The message's file name (its Message-ID when unknown)."""
+        return self.names.get(message_id, message_id)
+
+
+def pending_messages(session: Session, user_id: int | None) -> list[_Pending]:
+    """Messages not sent yet (all users' when user_id is None), oldest first."""
+    stmt = (
+        select(OutgoingMessage.message_id, OutgoingMessage.path)
+        .join(Export, Export.id == OutgoingMessage.export_id)
+        .where(OutgoingMessage.sent_at.is_(None))
+        .order_by(OutgoingMessage.id)
+    )
+    if user_id is not None:
+        stmt = stmt.where(Export.user_id == user_id)
+    return [_Pending(message_id, Path(path)) for message_id, path in session.execute(stmt)]
+
+
+def send_pending(
+    factory: sessionmaker[Session],
+    smtp_url: str,
+    *,
+    user_id: int | None,
+    to: str | None = None,
+    retries: int = 3,
+    backoff_s: float = 2.0,
+    timeout_s: float = 60.0,
+    tls_context: ssl.SSLContext | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SendOutcome:
+    """Send every pending e-mail bundle once; each one sent is committed as sent right away.
+
+    Like run_export this takes the session factory: `mark_sent` must commit per message, so a
+    re-run (or a run after a crash) skips what went out before. `to` replaces the To header.
+    """
+    mail.parse_smtp_url(smtp_url)  # a bad URL fails before anything is read
+    with factory() as session:
+        pending = pending_messages(session, user_id)
+    outcome = SendOutcome(mail.SendReport(), {p.message_id: p.path.name for p in pending})
+    unreadable: list[tuple[str, str]] = []
+    report = mail.send_messages(
+        smtp_url,
+        _read_messages(pending, to, unreadable),
+        already_sent=lambda message_id: _is_sent(factory, message_id),
+        mark_sent=lambda message_id: _mark_sent(factory, message_id, to),
+        retries=retries,
+        backoff_s=backoff_s,
+        timeout_s=timeout_s,
+        tls_context=tls_context,
+        sleep=sleep,
+    )
+    report.failed = unreadable + report.failed
+    _record_failures(factory, report.failed)
+    outcome.report = report
+    return outcome
+
+
+def _read_messages(
+    pending: Sequence[_Pending], to: str | None, unreadable: list[tuple[str, str]]
+) -> Iterator[mail.PendingMessage]:
+    """Each pending message read from its file (one at a time); files that cannot be used go to unreadable."""
+    for item in pending:
+        try:
+            message = mail.pending_from_eml(item.path, to=to)
+        except (OSError, JournalError) as exc:
+            unreadable.append((item.message_id, f"cannot read {item.path.name}: {exc}"))
+            continue
+        if message.message_id != item.message_id:
+            unreadable.append((item.message_id, f"{item.path.name} holds another Message-ID than its record"))
+            continue
+        yield message
+
+
+def _is_sent(factory: sessionmaker[Session], message_id: str) -> bool:
+    """Whether the message is recorded as sent (read fresh, right before sending it)."""
+    with factory() as session:
+        sent_at = session.scalar(
+            select(OutgoingMessage.sent_at).where(OutgoingMessage.message_id == message_id)
+        )
+    return sent_at is not None
+
+
+def _mark_sent(factory: sessionmaker[Session], message_id: str, to: str | None) -> None:
+    """Record one message as sent, in its own transaction (committed before the next is sent)."""
+    with factory() as session, session.begin():
+        message = session.scalar(select(OutgoingMessage).where(OutgoingMessage.message_id == message_id))
+        if message is None:
+            raise NotFound(f"message {message_id} has no record")
+        message.sent_at = datetime.now(UTC)
+        message.attempts += 1
+        message.last_error = None
+        if to:
+            message.to = to
+
+
+def _record_failures(factory: sessionmaker[Session], failed: Sequence[tuple[str, str]]) -> None:
+    """Keep each failed message's reason (and count the attempt) for the next run and the web page."""
+    if not failed:
+        return
+    with factory() as session, session.begin():
+        for message_id, reason in failed:
+            message = session.scalar(select(OutgoingMessage).where(OutgoingMessage.message_id == message_id))
+            if message is not None and message.sent_at is None:
+                message.attempts += 1
+                message.last_error = reason[:1024]
