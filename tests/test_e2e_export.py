@@ -32,7 +32,7 @@ from journal import db
 from journal.config import Settings
 from journal.models import OutgoingMessage, Photo
 from journal.services import zones
-from tests.browser import chromium_available, launch_chromium
+from tests.browser import launch_chromium
 from tests.conftest import EXIF_SAMPLES
 from tests.test_cli_export import _free_port
 
@@ -222,7 +222,6 @@ def test_export_every_mode(home: Home, tmp_path: Path, platform: str, mode: str)
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not chromium_available(), reason="needs Debian's Chromium at /usr/bin/chromium")
 def test_bundle_reads_offline_in_chromium(home: Home, tmp_path: Path) -> None:
     from playwright.sync_api import Route, sync_playwright
 
