@@ -72,7 +72,7 @@ def make_corpus(name: str, count: int, size: tuple[int, int], *, fmt: str = "JPE
 
 @dataclass(frozen=True)
 class Run:
-    """Wall time and peak resident memory of a command and all its children."""
+    """Wall time and peak memory (summed PSS) of a command and all its children."""
 
     seconds: float
     peak_rss_mb: float
@@ -89,8 +89,10 @@ def _tree_rss_kb(root: int) -> int:
         try:
             with open(f"/proc/{entry}/stat") as handle:
                 ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/status") as handle:
-                line = next((s for s in handle if s.startswith("VmRSS:")), "VmRSS: 0 kB")
+            # PSS, not VmRSS: forked workers share the parent's pages, and summing VmRSS would
+            # count those shared pages once per process.
+            with open(f"/proc/{entry}/smaps_rollup") as handle:
+                line = next((s for s in handle if s.startswith("Pss:")), "Pss: 0 kB")
         except (OSError, StopIteration, ValueError):
             continue
         pid = int(entry)
@@ -105,7 +107,7 @@ def _tree_rss_kb(root: int) -> int:
 
 
 def run(cmd: Sequence[str], *, env: dict[str, str] | None = None, stdin: bytes | None = None) -> Run:
-    """Run a command, sampling the summed RSS of its process tree every 20 ms."""
+    """Run a command, sampling the summed PSS of its process tree every 20 ms."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         list(cmd), env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
