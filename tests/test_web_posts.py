@@ -132,3 +132,23 @@ def test_post_edits_need_csrf(app: Flask, user_client: FlaskClient, three: list[
     post_id = make_post(user_client, three[:2])
     response = user_client.post(f"/posts/{post_id}/{path}", data={"caption": "x"})
     assert response.status_code == 400 and "did not come from this site" in response.get_data(as_text=True)
+
+
+def test_post_page_shows_export_and_publication_status(
+    app: Flask, user_client: FlaskClient, three: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from journal.cli import cli
+
+    post_id = make_post(user_client, [three[0]], caption="status")
+    assert ">not exported</span>" in user_client.get(f"/posts/{post_id}").get_data(as_text=True)
+    monkeypatch.setenv("JOURNAL_HOME", str(app.config["JOURNAL_SETTINGS"].home))
+    monkeypatch.delenv("JOURNAL_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(cli, ["export", "--user", "alice", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    bundle = Path(result.stdout.strip().splitlines()[0])
+    page = user_client.get(f"/posts/{post_id}").get_data(as_text=True)
+    assert ">exported</span>" in page and bundle.name in page
+    assert CliRunner().invoke(cli, ["published", str(bundle)]).exit_code == 0
+    assert ">published</span>" in user_client.get(f"/posts/{post_id}").get_data(as_text=True)

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from journal.app import get_db
 from journal.models import Post
-from journal.services import editing, library, posts
+from journal.services import editing, library, posts, publishing
 from journal.web.library import apply_edit
 
 bp = Blueprint("posts", __name__)
@@ -23,7 +23,16 @@ def render_post(post_id: int, error: str | None = None) -> str:
     session = get_db()
     post = posts.get_post(session, current_user.id, post_id)
     trips = library.list_trips(session, current_user.id)
-    return render_template("posts/post.html", post=post, photos=list(post.photos), trips=trips, error=error)
+    status, bundles = publishing.post_status(session, current_user.id, [post.id])[post.id]
+    return render_template(
+        "posts/post.html",
+        post=post,
+        photos=list(post.photos),
+        trips=trips,
+        error=error,
+        status=status,
+        bundles=bundles,
+    )
 
 
 def _edit_post(post_id: int, change: Callable[[Session, Post], object], message: str) -> Any:
