@@ -180,9 +180,7 @@ def import_cmd(
     exclude = (journal.settings.uploads_dir, journal.settings.exports_dir)
     candidates = list(importing.discover(paths, exclude=exclude))
     importer = importing.Importer(journal.settings, journal.sessions, options)
-    with click.progressbar(
-        length=len(candidates), label="importing", file=sys.stderr, show_pos=True
-    ) as bar:
+    with click.progressbar(length=len(candidates), label="importing", file=sys.stderr, show_pos=True) as bar:
 
         def advance(result: importing.FileResult) -> None:
             bar.update(1)

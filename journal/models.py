@@ -249,7 +249,9 @@ class ExportPost(Base):
     __tablename__ = "export_posts"
 
     export_id: Mapped[int] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"), primary_key=True)
-    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True, index=True)
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
     #: 1 for a post that was not split; k of a post split into numbered parts.
     part: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
 

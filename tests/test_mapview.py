@@ -264,7 +264,9 @@ def test_clusters_come_from_supercluster_not_markercluster() -> None:
     html = pages()["url"]
     urls = Page(html).urls()
     assert "/static/vendor/supercluster/supercluster.min.js" in urls
-    assert urls.index("/static/vendor/supercluster/supercluster.min.js") < urls.index("/static/js/journal-map.js")
+    assert urls.index("/static/vendor/supercluster/supercluster.min.js") < urls.index(
+        "/static/js/journal-map.js"
+    )
     assert "markercluster" not in html.lower()
     assert re.search(r"journalMap\.attach\(map_\w+, \{", html)
     assert '"maxZoom": 18' in html
