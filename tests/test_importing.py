@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -161,3 +162,35 @@ def test_samples_folder_imports_without_crashing(
         rows = s.scalar(select(func.count(Photo.id)))
         assert rows == summary.count("imported")
         assert s.scalar(select(func.count(Trip.id))) == 0
+
+
+def test_big_heifs_are_prepared_one_at_a_time_in_the_parent(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    user_id: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    heic = EXIF_SAMPLES / "photoprism__iphone_15_pro.heic"  # 4032 x 3024
+    assert not importing.is_big_heif(heic)
+    monkeypatch.setattr(importing, "BIG_HEIF_PIXELS", 10_000_000)
+    assert importing.is_big_heif(heic)
+    assert not importing.is_big_heif(make_jpeg(tmp_path / "in" / "a.jpg", (4000, 3000)))
+    make_jpeg(tmp_path / "in" / "b.jpg", seed=3)
+    (tmp_path / "in" / "c.heic").write_bytes(heic.read_bytes())
+    monkeypatch.setattr(importing, "prepare", _spy_prepare)
+    _HEIF_PIDS.clear()
+    summary = run_import(settings.with_(workers=2), session_factory, user_id, tmp_path / "in")
+    assert summary.count("imported") == 3
+    assert _HEIF_PIDS == [os.getpid()]  # the big HEIF ran here, not in a worker
+
+
+_REAL_PREPARE = importing.prepare
+_HEIF_PIDS: list[int] = []
+
+
+def _spy_prepare(*args: object, **kwargs: object) -> object:
+    """importing.prepare, noting the process that prepared a HEIC (module level: workers unpickle it)."""
+    if str(args[2]).endswith(".heic"):
+        _HEIF_PIDS.append(os.getpid())
+    return _REAL_PREPARE(*args, **kwargs)  # type: ignore[arg-type]

@@ -225,6 +225,22 @@ def _prepare(settings: Settings, user_id: int, path: Path, name: str, force: boo
     return Prepared(name, sha, path.stat().st_size, rel, meta, result.web_width, result.web_height)
 
 
+#: HEIF images with more pixels than this are prepared one at a time (see Importer._prepare_all).
+BIG_HEIF_PIXELS = 24_000_000
+
+
+def is_big_heif(path: Path) -> bool:
+    """True for a HEIF/AVIF file whose primary image has more than BIG_HEIF_PIXELS pixels."""
+    try:
+        head = _read_prefix(path, 16)
+        if not (head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS):
+            return False
+        meta = read_metadata(path, lookup_timezone=False)
+    except (JournalError, OSError, ValueError):
+        return False  # prepare() reports the problem
+    return meta.width * meta.height > BIG_HEIF_PIXELS
+
+
 def _stored_extension(meta: PhotoMetadata, path: Path) -> str:
     if meta.format in _STORED_EXT:
         if meta.format == "TIFF" and path.suffix.lower() == ".dng":
@@ -356,6 +372,16 @@ class Importer:
         return summary
 
     def _prepare_all(self, todo: list[Candidate]) -> Iterator[Prepared | FileResult]:
+        big = [c for c in todo if is_big_heif(c.path)]
+        small = [c for c in todo if c not in big]
+        yield from self._prepare_in_pool(small)
+        # Big HEIFs decode at full size (~230 MB inside libheif for 48 MP) and their decodes take
+        # turns anyway: one at a time in this process, after the workers are gone, keeps an
+        # import under ~500 MB at the same speed.
+        for c in big:
+            yield prepare(self.settings, self.options.user_id, c.path, c.name)
+
+    def _prepare_in_pool(self, todo: list[Candidate]) -> Iterator[Prepared | FileResult]:
         workers = min(self.settings.workers, len(todo))
         if workers <= 1:
             for c in todo:
