@@ -80,7 +80,8 @@ class Run:
     stdout: str
 
 
-def _tree_rss_kb(root: int) -> int:
+def tree_pss_kb(root: int) -> int:
+    """Summed PSS (kB) of a process and all its descendants, from /proc."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -118,7 +119,7 @@ def run(cmd: Sequence[str], *, env: dict[str, str] | None = None, stdin: bytes |
     def sample() -> None:
         nonlocal peak
         while not stop.is_set():
-            peak = max(peak, _tree_rss_kb(proc.pid))
+            peak = max(peak, tree_pss_kb(proc.pid))
             stop.wait(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)

@@ -36,6 +36,8 @@ from PIL import Image, ImageFilter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import tree_pss_kb as _tree_rss_kb  # noqa: E402
+
 from journal import renditions  # noqa: E402
 from journal.config import Settings  # noqa: E402
 
@@ -107,35 +109,12 @@ def make_corpus(folder: Path, target_bytes: int) -> list[Path]:
 
 @dataclass
 class Run:
-    """One timed command: wall time, largest single-process RSS and largest process-tree RSS (MB)."""
+    """One timed command: wall time, largest single-process RSS and largest process-tree PSS (MB)."""
 
     label: str
     seconds: float
     peak_rss_mb: float
     tree_rss_mb: float
-
-
-def _tree_rss_kb(pid: int) -> int:
-    """Sum of VmRSS over pid and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as handle:
-                fields = dict(line.split(":", 1) for line in handle if ":" in line)
-        except OSError:
-            continue
-        ppid = int(fields.get("PPid", "0").strip())
-        children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0])
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        total += rss.get(current, 0)
-        todo += children.get(current, [])
-    return total
 
 
 def timed(label: str, command: list[str], **env: str) -> Run:
