@@ -105,13 +105,14 @@ def parse_filter(args: Mapping[str, str]) -> LibraryFilter:
         raise InvalidInput("unknown trip")
     return LibraryFilter(
         trip_id=int(trip) if trip else None,
-        date_from=_parse_date(args.get("from"), "start date"),
-        date_to=_parse_date(args.get("to"), "end date"),
+        date_from=parse_date(args.get("from"), "start date"),
+        date_to=parse_date(args.get("to"), "end date"),
         no_location=(args.get("nolocation") or "") in {"1", "on", "true", "yes"},
     )
 
 
-def _parse_date(value: str | None, what: str) -> date | None:
+def parse_date(value: str | None, what: str) -> date | None:
+    """A YYYY-MM-DD form value as a date, None when empty; InvalidInput naming `what` otherwise."""
     value = (value or "").strip()
     if not value:
         return None

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from journal.errors import Conflict, InvalidInput
 from journal.models import Photo, Post, Trip
 from journal.services import editing
+from journal.services.library import parse_date
 from journal.services.posts import chronological
 
 logger = logging.getLogger(__name__)
@@ -44,20 +45,10 @@ class TripForm:
         """From form fields (dates as YYYY-MM-DD or empty)."""
         return cls(
             title=" ".join(title.split()),
-            start_date=_date(start, "start date"),
-            end_date=_date(end, "end date"),
+            start_date=parse_date(start, "start date"),
+            end_date=parse_date(end, "end date"),
             description=description.replace("\r\n", "\n").strip(),
         )
-
-
-def _date(text: str, what: str) -> date | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"the {what} is not a date (YYYY-MM-DD)") from None
 
 
 @dataclass(frozen=True)
