@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import secrets
@@ -17,8 +18,15 @@ from journal.models import ApiToken, User, utcnow
 logger = logging.getLogger(__name__)
 
 _hasher = PasswordHasher()
-# Verifying against this keeps the time of a login for an unknown name the same as for a known one.
-_DUMMY_HASH = _hasher.hash("not a password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown names, so their logins take as long as known ones.
+
+    Made on first use, not at import: hashing costs ~0.2 s, which every CLI command would pay.
+    """
+    return _hasher.hash("not a password")
 
 MIN_PASSWORD = 8
 
@@ -47,7 +55,7 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
     """The user when name and password match, else None."""
     user = session.scalar(select(User).where(User.name == name.strip()))
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is not None and _hasher.check_needs_rehash(user.password_hash):
