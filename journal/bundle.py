@@ -4,12 +4,18 @@ Photos go in uncompressed (ZIP_STORED: JPEG does not deflate), streamed in chunk
 stays flat however large the export. Each file is hashed while it streams into the zip, and the
 whole zip is hashed while it is written: the output is non-seekable on purpose, which makes
 zipfile write data descriptors instead of seeking back to patch local headers (a seek would
-invalidate the running hash). Every entry name is made here or checked here: never a user's path.
+invalidate the running hash). Four threads share the work (streams.BackgroundSink): the caller
+reads the photos, a second hashes each, a third writes them into zip entries (zipfile adds the
+CRC-32), a fourth hashes the zip and writes it. Every entry name is made here or checked here:
+never a user's path.
+
+mapview (folium) is imported only when a bundle gets a map: it costs a quarter of a second.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import functools
 import json
 import logging
 import re
@@ -18,16 +24,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import jinja2
 
-from journal import mapview
 from journal.batching import estimate_zip_bytes, plan_batches, zip_entry_size
 from journal.errors import InvalidInput, UnreadableFile
 from journal.geo import is_valid_position
-from journal.privacy import ByteSink
-from journal.storage import CHUNK, atomic_write
+from journal.storage import atomic_write
+from journal.streams import BackgroundSink, ByteSink, HashingSink, file_pieces
+
+if TYPE_CHECKING:
+    from journal import mapview
 
 logger = logging.getLogger(__name__)
 
@@ -133,29 +141,6 @@ class BundleInfo:
     manifest: dict[str, Any] = field(repr=False)
 
 
-class _HashingOutput:
-    """A write-only, non-seekable stream that hashes and counts what passes through it."""
-
-    def __init__(self, target: ByteSink) -> None:
-        self._target = target
-        self._digest = hashlib.sha256()
-        self.count = 0
-
-    def write(self, data: bytes) -> int:
-        """Hash, count and forward data."""
-        self._digest.update(data)
-        self._target.write(data)
-        self.count += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        """Nothing buffered here; zipfile calls it on close."""
-
-    def hexdigest(self) -> str:
-        """SHA-256 of everything written so far."""
-        return self._digest.hexdigest()
-
-
 # --- writing ---
 
 
@@ -181,9 +166,12 @@ def write_bundle_zip(
     stamp = _zip_time(created_at)
     _check_unique_names(posts, assets, map_html is not None)
     with atomic_write(dest, staging=staging) as handle:
-        out = _HashingOutput(handle)
-        with zipfile.ZipFile(cast(IO[bytes], out), "w", allowZip64=True) as archive:
-            entries = [_write_post(archive, post, stamp) for post in posts]
+        out = HashingSink(handle)
+        with (
+            BackgroundSink(out, name="bundle-writer") as stage,
+            zipfile.ZipFile(cast(IO[bytes], stage), "w", allowZip64=True) as archive,
+        ):
+            entries = _write_photos(archive, posts, stamp)
             manifest = build_manifest(posts, entries, batch=batch, batches=batches, created_at=created_at)
             _write_text(archive, MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1), stamp)
             _write_text(archive, INDEX, index_html, stamp)
@@ -232,50 +220,119 @@ def _zip_info(name: str, stamp: tuple[int, int, int, int, int, int], *, compress
     return info
 
 
-def _write_post(
-    archive: zipfile.ZipFile, post: BundlePost, stamp: tuple[int, int, int, int, int, int]
-) -> list[dict[str, Any]]:
-    """Stream a post's files into the zip; return their manifest entries."""
-    entries = []
-    for file in post.files:
-        info = _zip_info(file.path_in_zip, stamp, compress=False)
-        # zipfile switches to zip64 headers when file_size * 1.05 passes 2 GiB.
-        info.file_size = file.size_bound()
-        sha256, size = _stream_entry(archive, info, file.source)
-        entries.append(
-            {
-                "path": file.path_in_zip,
-                "sha256": sha256,
-                "width": file.width,
-                "height": file.height,
-                "bytes": size,
-            }
-        )
-    return entries
+class _Entries:
+    """Thread side of _write_photos: opens, fills and closes the zip entries (zipfile adds the CRC-32)."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self._archive = archive
+        self._entry: IO[bytes] | None = None
+
+    def open(self, info: zipfile.ZipInfo) -> None:
+        """Start an entry."""
+        self._entry = self._archive.open(info, "w")
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Add to the open entry."""
+        assert self._entry is not None, "write outside an entry"
+        self._entry.write(data)
+
+    def close(self) -> None:
+        """Finish the entry (zipfile writes its data descriptor)."""
+        assert self._entry is not None, "close outside an entry"
+        self._entry.close()
+        self._entry = None
+
+    def abandon(self) -> None:
+        """Close an entry left open by a failed source, so zipfile can be closed (the zip is discarded)."""
+        if self._entry is not None:
+            with contextlib.suppress(Exception):
+                self._entry.close()
+            self._entry = None
 
 
-def _stream_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: FileSource) -> tuple[str, int]:
-    """Write one entry from its source in chunks; return its SHA-256 and size."""
-    with archive.open(info, "w") as entry:
-        tee = _HashingOutput(entry)
-        if isinstance(source, Path):
-            _copy_file(source, tee)
-        elif isinstance(source, bytes):
-            tee.write(source)
-        else:
-            source(tee)
-    return tee.hexdigest(), tee.count
+class _EntryHashes:
+    """Thread side of _write_photos: each entry's SHA-256 and size, its bytes passed on to `entries`."""
+
+    def __init__(self, entries: BackgroundSink, target: _Entries) -> None:
+        self._entries = entries
+        self._target = target
+        self._tee: HashingSink | None = None
+        self.done: list[tuple[str, int]] = []
+
+    def begin(self, info: zipfile.ZipInfo) -> None:
+        """A new entry: hash from zero, and have the next stage open it."""
+        self._tee = HashingSink(self._entries)
+        self._entries.call(functools.partial(self._target.open, info))
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Hash and pass on."""
+        assert self._tee is not None, "write outside an entry"
+        self._tee.write(data)
+
+    def end(self) -> None:
+        """Note the entry's hash and size, and have the next stage close it."""
+        assert self._tee is not None, "end outside an entry"
+        self.done.append((self._tee.hexdigest(), self._tee.count))
+        self._tee = None
+        self._entries.call(self._target.close)
+
+
+def _write_photos(
+    archive: zipfile.ZipFile, posts: Sequence[BundlePost], stamp: tuple[int, int, int, int, int, int]
+) -> list[list[dict[str, Any]]]:
+    """Stream every post's files into the zip; return each post's manifest file entries.
+
+    A pipeline of threads: this one reads the files, the next hashes each (SHA-256 for the
+    manifest), the next writes them into zip entries (CRC-32), and the bundle writer hashes the
+    zip and writes it. Nobody waits at the end of a file for the others to catch up.
+    """
+    target = _Entries(archive)
+    try:
+        with BackgroundSink(target, name="bundle-entries") as entries:
+            hashes = _EntryHashes(entries, target)
+            with BackgroundSink(hashes, name="bundle-hashes") as stage:
+                for post in posts:
+                    for file in post.files:
+                        info = _zip_info(file.path_in_zip, stamp, compress=False)
+                        # zipfile switches to zip64 headers when file_size * 1.05 passes 2 GiB.
+                        info.file_size = file.size_bound()
+                        stage.call(functools.partial(hashes.begin, info))
+                        _fill(stage, file.source)
+                        stage.call(hashes.end)
+    finally:
+        target.abandon()
+    done = iter(hashes.done)
+    return [[_file_entry(file, *next(done)) for file in post.files] for post in posts]
+
+
+def _file_entry(file: BundleFile, sha256: str, size: int) -> dict[str, Any]:
+    """A file's manifest entry."""
+    return {
+        "path": file.path_in_zip,
+        "sha256": sha256,
+        "width": file.width,
+        "height": file.height,
+        "bytes": size,
+    }
+
+
+def _fill(sink: ByteSink, source: FileSource) -> None:
+    """Write a source's bytes to sink."""
+    if isinstance(source, Path):
+        _copy_file(source, sink)
+    elif isinstance(source, bytes):
+        sink.write(source)
+    else:
+        source(sink)
 
 
 def _copy_file(path: Path, sink: ByteSink) -> None:
-    """Copy a file's bytes to sink in chunks."""
+    """Copy a file's bytes to sink in pieces (views of the mapped file)."""
     try:
-        handle = path.open("rb")
+        for piece in file_pieces(path):
+            sink.write(piece)
     except OSError as error:
         raise UnreadableFile(f"cannot read {path.name}: {error.strerror}") from error
-    with handle:
-        while chunk := handle.read(CHUNK):
-            sink.write(chunk)
 
 
 def _write_text(
@@ -386,6 +443,8 @@ def render_index_html(
 
 def map_points(posts: Sequence[BundlePost]) -> list[mapview.MapPoint]:
     """One mapview.MapPoint per located post (the first part of a split post)."""
+    from journal import mapview
+
     points: list[mapview.MapPoint] = []
     seen: set[int] = set()
     for post in posts:
@@ -411,11 +470,15 @@ def render_map_html(posts: Sequence[BundlePost], *, title: str) -> str | None:
     points = map_points(posts)
     if not points:
         return None
+    from journal import mapview
+
     return mapview.build_map_html(asset_base=ASSET_DIR, points=points, title=title)
 
 
 def map_assets() -> list[tuple[str, Path]]:
     """The files map.html loads, as (path under assets/, file) pairs."""
+    from journal import mapview
+
     return mapview.asset_files()
 
 
@@ -465,6 +528,8 @@ def estimate_fixed_bytes(*, title: str, with_map: bool) -> int:
         (INDEX, len(_empty_index(title).encode("utf-8"))),
     ]
     if with_map:
+        from journal import mapview
+
         page = mapview.build_map_html(asset_base=ASSET_DIR, points=(), title=title)
         entries.append((MAP, len(page.encode("utf-8"))))
         entries += [(ASSET_DIR + rel, path.stat().st_size) for rel, path in map_assets()]
@@ -484,6 +549,8 @@ def plan_bundles(
     groups: Sequence[Sequence[BundlePost]], max_bytes: int | None, *, title: str
 ) -> list[list[BundlePost]]:
     """Batches of posts under max_bytes; each group (the parts of one post) stays in one batch."""
+    if max_bytes is None:  # one batch: no need to render the empty pages to know their size
+        return [_flatten(groups)] if groups else []
     with_map = any(post.location is not None for group in groups for post in group)
     fixed = estimate_fixed_bytes(title=title, with_map=with_map)
     batches = plan_batches(

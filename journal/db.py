@@ -8,13 +8,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event, inspect
+from sqlalchemy import MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: The newest migration shipped (a test holds it equal to Alembic's head): every command starts by
+#: checking the schema, and comparing with this constant spares it importing Alembic (~0.15 s).
+HEAD_REVISION = "0004"
 
 # Named constraints so Alembic batch mode can find and alter them on SQLite.
 NAMING = {
@@ -90,6 +94,16 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def _stored_revision(engine: Engine) -> str | None:
+    """alembic_version's single row read with plain SQL; None when there is no such table or row."""
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:
+        return None
+    return rows[0] if len(rows) == 1 else None
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to `revision`."""
     from alembic import command
@@ -99,6 +113,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def ensure_schema(engine: Engine) -> None:
     """Upgrade the database to head when it is behind (every command calls this)."""
+    if _stored_revision(engine) == HEAD_REVISION:
+        return
     if current_revision(engine) != head_revision():
         logger.info("upgrading database schema to %s", head_revision())
         upgrade(engine)

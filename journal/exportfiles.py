@@ -6,7 +6,9 @@ modules (about 0.3 s), not the database, folium and the bundle writer (about 3 s
 How a photo's file is made (`file_kind`):
 
 - `scrub`: a JPEG original for the `original` preset, copied losslessly without metadata
-  (privacy.scrub_jpeg); the orientation stays a tag, as in the source.
+  (privacy.scrub_jpeg); the orientation stays a tag, as in the source. For a zip bundle the
+  worker only plans the scrub (`streamed`: privacy.plan_scrub, the marker search over every
+  byte) and the bundle writer copies the planned spans from the mapped file into the zip.
 - `png` / `webp`: PNG and WebP originals re-saved losslessly, pixels made upright, with only
   transparency, the ICC profile and the kept EXIF (the first frame of an animation).
 - `jpeg`: everything else. Platform presets: decoded upright at the platform's size and cropped
@@ -85,6 +87,7 @@ class FileJob:
     height: int
     orientation: int | None
     max_pixels: int
+    streamed: bool = False  # a scrub planned here, written into the bundle by the bundle writer
 
     @property
     def ext(self) -> str:
@@ -99,13 +102,14 @@ class FileJob:
 
 @dataclass(frozen=True)
 class MadeFile:
-    """A file made for a bundle (path, upright size), or why it could not be made."""
+    """A file made for a bundle (path or scrub plan, upright size), or why it could not be made."""
 
     photo_id: int
     path: Path | None
     width: int
     height: int
     error: str | None = None
+    plan: privacy.ScrubPlan | None = None
 
 
 def file_kind(fmt: str, platform: Platform) -> FileKind:
@@ -125,9 +129,12 @@ def make_file(job: FileJob) -> MadeFile:
     """
     try:
         if job.kind == "scrub":
-            with job.dest.open("wb") as out:
-                privacy.scrub_jpeg(job.src, out, keep=job.keep)
+            plan = privacy.plan_scrub(job.src, keep=job.keep)
             width, height = job.upright_size()
+            if job.streamed and plan.new_bytes <= privacy.PLAN_MAX_NEW_BYTES:
+                return MadeFile(job.photo_id, None, width, height, plan=plan)
+            with job.dest.open("wb") as out:
+                privacy.write_scrub_plan(plan, job.src, out)
         elif job.kind in ("png", "webp"):
             width, height = _save_lossless(job)
         else:

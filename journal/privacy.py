@@ -22,13 +22,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol, get_args
+from typing import BinaryIO, Literal, get_args
 
 from PIL import ExifTags, Image
 
 from journal.errors import InvalidInput, UnreadableFile, UnsupportedFile
 from journal.geo import haversine_m, is_valid_position
-from journal.storage import atomic_write
+from journal.storage import CHUNK, atomic_write
+from journal.streams import ByteSink, map_file
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +40,6 @@ LOCATION_MODES: tuple[str, ...] = get_args(LocationMode)
 GRID_DEG = 0.05
 #: `approx` gives the town centre when the photo is at most this far from it.
 TOWN_RADIUS_M = 10_000.0
-CHUNK = 1 << 20
-
-
-class ByteSink(Protocol):
-    """Anything with a binary write(): a file, a zip entry, a hashing wrapper."""
-
-    def write(self, data: bytes, /) -> object:
-        """Write all of data."""
 
 
 # --- positions ---
@@ -273,19 +266,31 @@ _JFIF_HEADER_LEN = 14
 
 
 class _Reader:
-    """A chunked reader with look-ahead over a binary stream."""
+    """A chunked reader with look-ahead over a binary stream, or over a whole file already in `buf`.
 
-    def __init__(self, raw: BinaryIO) -> None:
+    A memory-mapped file (raw None) is read without copying: the scan data goes out as read-only
+    views of the mapping, which keep it mapped until the last one is written.
+    """
+
+    def __init__(self, raw: BinaryIO | None, buf: bytes | memoryview = b"") -> None:
         self.raw = raw
-        self.buf = b""
+        self.buf: bytes | memoryview = buf
         self.pos = 0
+        self.offset = 0  # where buf starts in the source
+
+    def span(self, start: int, end: int) -> bytes | memoryview:
+        """Source bytes start..end (offsets in the source), which must still be buffered."""
+        return self.buf[start - self.offset : end - self.offset]
 
     def more(self, at_least: int = 1) -> bool:
         """Append the next chunk to the buffer (dropping consumed bytes); False at end of file."""
+        if self.raw is None:
+            return False
         data = self.raw.read(max(CHUNK, at_least))
         if not data:
             return False
-        self.buf = self.buf[self.pos :] + data
+        self.buf = bytes(self.buf[self.pos :]) + data
+        self.offset += self.pos
         self.pos = 0
         return True
 
@@ -298,21 +303,26 @@ class _Reader:
     def take(self, count: int) -> bytes:
         """Consume count bytes."""
         self.need(count)
-        data = self.buf[self.pos : self.pos + count]
+        data = bytes(self.buf[self.pos : self.pos + count])
         self.pos += count
         return data
 
 
 @contextlib.contextmanager
-def _open_source(src: bytes | BinaryIO | Path) -> Iterator[BinaryIO]:
-    """A binary stream over src; only files opened here are closed here."""
+def _open_reader(src: bytes | BinaryIO | Path) -> Iterator[_Reader]:
+    """A reader over src: a file is memory-mapped when it can be; only files opened here are closed here.
+
+    A mapped file must not be truncated while it is read (SIGBUS): stored originals never are
+    (content-named, written once by rename, removed only by unlink).
+    """
     if isinstance(src, Path):
         with src.open("rb") as handle:
-            yield handle
+            mapped = map_file(handle)
+            yield _Reader(None, mapped) if mapped is not None else _Reader(handle)
     elif isinstance(src, bytes | bytearray | memoryview):
-        yield io.BytesIO(src)
+        yield _Reader(io.BytesIO(src))
     else:
-        yield src
+        yield _Reader(src)
 
 
 def scrub_jpeg(src: bytes | BinaryIO | Path, dest: ByteSink, *, keep: ExifKeep) -> int:
@@ -320,22 +330,90 @@ def scrub_jpeg(src: bytes | BinaryIO | Path, dest: ByteSink, *, keep: ExifKeep) 
 
     Orientation is keep.orientation, else the source's own: the pixels are not rotated here.
     """
-    with _open_source(src) as raw:
-        reader = _Reader(raw)
-        reader.more(2)
-        if reader.buf[:2] != b"\xff\xd8":
-            raise UnsupportedFile("not a JPEG file")
-        reader.pos = 2
-        header, orientation = _read_header(reader)
-        if keep.orientation is None and orientation is not None:
-            keep = dataclasses.replace(keep, orientation=orientation)
-        written = _write(dest, b"\xff\xd8")
-        if header and header[0][0] == _APP0:
-            written += _write_segment(dest, *header.pop(0))
-        written += _write(dest, exif_segment(keep))
-        for marker, payload in header:
-            written += _write_segment(dest, marker, payload)
-        return written + _copy_scans(reader, dest)
+    written = 0
+    with _open_reader(src) as reader:
+        for piece in _pieces(reader, keep):
+            data = piece if isinstance(piece, bytes) else reader.span(*piece)
+            dest.write(data)
+            written += len(data)
+    return written
+
+
+#: A piece of a scrubbed JPEG: new bytes, or a (start, end) span of the source copied as is.
+Piece = bytes | tuple[int, int]
+#: A plan holding more new bytes than this (a huge ICC profile) is not worth keeping in memory.
+PLAN_MAX_NEW_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ScrubPlan:
+    """A scrubbed JPEG as pieces of new bytes and spans of its source (which is source_size bytes).
+
+    Parsing is the slow part of scrubbing (a marker search over every byte, holding the GIL):
+    plan_scrub does it, in a worker process for an export, and write_scrub_plan later copies the
+    spans straight from the mapped file.
+    """
+
+    pieces: tuple[Piece, ...]
+    size: int
+    source_size: int
+
+    @property
+    def new_bytes(self) -> int:
+        """How many bytes of the plan are held in memory."""
+        return sum(len(piece) for piece in self.pieces if isinstance(piece, bytes))
+
+
+def plan_scrub(src: Path, *, keep: ExifKeep) -> ScrubPlan:
+    """The pieces scrub_jpeg would write for the file src (adjacent spans merged)."""
+    pieces: list[Piece] = []
+    with _open_reader(src) as reader:
+        for piece in _pieces(reader, keep):
+            last = pieces[-1] if pieces else None
+            if isinstance(piece, tuple) and isinstance(last, tuple) and last[1] == piece[0]:
+                pieces[-1] = (last[0], piece[1])
+            else:
+                pieces.append(piece)
+        source_size = reader.offset + len(reader.buf) if reader.raw is None else src.stat().st_size
+    size = sum(len(p) if isinstance(p, bytes) else p[1] - p[0] for p in pieces)
+    return ScrubPlan(tuple(pieces), size, source_size)
+
+
+def write_scrub_plan(plan: ScrubPlan, src: Path, dest: ByteSink) -> int:
+    """Write a planned scrub of src to dest; spans go out as read-only views of the mapped file."""
+    with src.open("rb") as handle:
+        view = map_file(handle)
+    if view is None or len(view) != plan.source_size:
+        raise UnreadableFile(f"{src.name} changed after it was read")
+    for piece in plan.pieces:
+        if isinstance(piece, bytes):
+            dest.write(piece)
+            continue
+        start, end = piece
+        for at in range(start, end, CHUNK):
+            dest.write(view[at : min(at + CHUNK, end)])
+    return plan.size
+
+
+def _pieces(reader: _Reader, keep: ExifKeep) -> Iterator[Piece]:
+    """The scrubbed JPEG: SOI, JFIF, the new EXIF, the kept header segments, then the scans.
+
+    A span is yielded while the reader still buffers it (the caller takes it before resuming).
+    """
+    reader.more(2)
+    if reader.buf[:2] != b"\xff\xd8":
+        raise UnsupportedFile("not a JPEG file")
+    reader.pos = 2
+    header, orientation = _read_header(reader)
+    if keep.orientation is None and orientation is not None:
+        keep = dataclasses.replace(keep, orientation=orientation)
+    yield b"\xff\xd8"
+    if header and header[0][0] == _APP0:
+        yield _segment(*header.pop(0))
+    yield exif_segment(keep)
+    for marker, payload in header:
+        yield _segment(marker, payload)
+    yield from _scan_pieces(reader)
 
 
 def scrub_jpeg_file(src: Path, dest: Path, *, keep: ExifKeep, staging: Path | None = None) -> int:
@@ -344,17 +422,11 @@ def scrub_jpeg_file(src: Path, dest: Path, *, keep: ExifKeep, staging: Path | No
         return scrub_jpeg(src, handle, keep=keep)
 
 
-def _write(dest: ByteSink, data: bytes) -> int:
-    """Write data and return its length."""
-    dest.write(data)
-    return len(data)
-
-
-def _write_segment(dest: ByteSink, marker: int, payload: bytes | None) -> int:
-    """Write one marker with its length-prefixed payload (None for a standalone marker)."""
+def _segment(marker: int, payload: bytes | None) -> bytes:
+    """One marker with its length-prefixed payload (None for a standalone marker)."""
     if payload is None:
-        return _write(dest, bytes((0xFF, marker)))
-    return _write(dest, bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload)
+        return bytes((0xFF, marker))
+    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
 
 
 def _read_marker(reader: _Reader) -> int:
@@ -436,31 +508,39 @@ def _keep_app(marker: int, payload: bytes) -> bool:
     return marker == _APP14 and payload.startswith(b"Adobe")
 
 
-def _copy_scans(reader: _Reader, dest: ByteSink) -> int:
-    """Stream entropy-coded data and the segments between scans up to the first EOI; drop the rest."""
-    written = 0
+def _scan_pieces(reader: _Reader) -> Iterator[Piece]:
+    """Entropy-coded data and the segments between scans, up to the first EOI; the rest is dropped.
+
+    Markers are searched for CHUNK bytes at a time and each span is yielded as it is found.
+    """
     while True:
-        match = _DATA_MARKER.search(reader.buf, reader.pos)
+        buf, start = reader.buf, reader.pos
+        stop = min(len(buf), start + CHUNK)
+        match = _DATA_MARKER.search(buf, start, stop)
         if match is None:
-            # Hold back a trailing FF: its marker byte is in the next chunk.
-            end = len(reader.buf) - (1 if reader.buf.endswith(b"\xff") else 0)
-            written += _write(dest, reader.buf[reader.pos : end])
+            # Hold back a final FF: its marker byte is past `stop`.
+            end = stop - (1 if stop > start and buf[stop - 1] == 0xFF else 0)
+            if end > start:
+                yield (reader.offset + start, reader.offset + end)
             reader.pos = end
-            if not reader.more():
-                logger.warning("JPEG ends without EOI; closing it")
-                return written + _write(dest, reader.buf[reader.pos :].rstrip(b"\xff") + b"\xff\xd9")
-            continue
-        written += _write(dest, reader.buf[reader.pos : match.start()])
+            if stop < len(buf) or reader.more():
+                continue
+            logger.warning("JPEG ends without EOI; closing it")
+            yield bytes(reader.buf[reader.pos :]).rstrip(b"\xff") + b"\xff\xd9"
+            return
+        if match.start() > start:
+            yield (reader.offset + start, reader.offset + match.start())
         reader.pos = match.start()
         marker = _read_marker(reader)
         if marker == _EOI:
-            return written + _write(dest, b"\xff\xd9")
+            yield b"\xff\xd9"
+            return
         if marker in _STANDALONE:
-            written += _write_segment(dest, marker, None)
+            yield _segment(marker, None)
             continue
         cleaned = _clean_segment(marker, _read_payload(reader))
         if cleaned is not None:
-            written += _write_segment(dest, marker, cleaned)
+            yield _segment(marker, cleaned)
 
 
 # --- re-encoded images ---

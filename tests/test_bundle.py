@@ -414,6 +414,9 @@ def test_planned_batches_stay_under_the_limit(tmp_path: Path) -> None:
                 )
             ]
         )
+    unlimited = plan_bundles(groups, None, title="Trip")
+    assert [[p.id for p in batch] for batch in unlimited] == [list(range(1, 13))]
+    assert plan_bundles([], None, title="Trip") == []
     limit = 1_600_000  # the map assets alone are about 1.2 MB
     batches = plan_bundles(groups, limit, title="Trip")
     assert len(batches) > 1

@@ -18,6 +18,21 @@ def test_empty_database_upgrades_to_head(tmp_path: Path) -> None:
     assert set(Base.metadata.tables) <= set(db.table_names(engine))
 
 
+def test_head_revision_constant_is_alembics_head() -> None:
+    # ensure_schema compares with the constant to skip Alembic: a new migration must move it.
+    assert db.HEAD_REVISION == db.head_revision()
+
+
+def test_a_database_behind_head_is_upgraded(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'j.db'}")
+    db.upgrade(engine, "0003")
+    assert db.current_revision(engine) == "0003"
+    assert "tracks" not in db.table_names(engine)
+    db.ensure_schema(engine)
+    assert db.current_revision(engine) == db.HEAD_REVISION
+    assert "tracks" in db.table_names(engine)
+
+
 def test_migrations_match_models(tmp_path: Path) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext

@@ -16,7 +16,7 @@ import pytest
 from PIL import ExifTags, Image, ImageCms
 from PIL.JpegImagePlugin import JpegImageFile
 
-from journal.errors import InvalidInput, UnsupportedFile
+from journal.errors import InvalidInput, UnreadableFile, UnsupportedFile
 from journal.geo import haversine_m
 from journal.privacy import (
     ExifKeep,
@@ -24,6 +24,7 @@ from journal.privacy import (
     build_exif,
     check_location_mode,
     exif_position,
+    plan_scrub,
     public_location,
     public_place,
     save_clean_jpeg,
@@ -31,6 +32,7 @@ from journal.privacy import (
     scrub_jpeg_file,
     scrubbed_size_bound,
     snap_to_grid,
+    write_scrub_plan,
 )
 
 EXIF_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "exif"
@@ -413,11 +415,20 @@ def test_plain_jpeg_without_mpo_and_streaming_sources(tmp_path: Path) -> None:
     assert len(from_stream.getvalue()) <= scrubbed_size_bound(len(data), KEEP)
 
 
-def test_markers_split_across_chunks(monkeypatch: pytest.MonkeyPatch, dirty: bytes, scrubbed: bytes) -> None:
+def test_markers_split_across_chunks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dirty: bytes, scrubbed: bytes
+) -> None:
     monkeypatch.setattr("journal.privacy.CHUNK", 7)
     out = io.BytesIO()
     scrub_jpeg(dirty, out, keep=KEEP)
     assert out.getvalue() == scrubbed
+    source = tmp_path / "in.jpg"
+    source.write_bytes(dirty)
+    plan = plan_scrub(source, keep=KEEP)  # spans of 7-byte search windows are merged
+    assert sum(isinstance(piece, tuple) for piece in plan.pieces) == 1
+    planned = io.BytesIO()
+    write_scrub_plan(plan, source, planned)
+    assert planned.getvalue() == scrubbed
 
 
 def test_progressive_jpeg_keeps_its_tables_between_scans() -> None:
@@ -439,6 +450,67 @@ def test_truncated_jpeg_is_closed(caplog: pytest.LogCaptureFixture) -> None:
     assert "without EOI" in caplog.text
 
 
+def test_files_are_mapped_and_give_the_same_bytes_as_streams(tmp_path: Path, dirty: bytes) -> None:
+    """A file is read through mmap (its scan data goes out as read-only views), byte-identical."""
+
+    class Pieces:
+        def __init__(self) -> None:
+            self.pieces: list[bytes | memoryview] = []
+
+        def write(self, data: bytes | memoryview) -> int:
+            self.pieces.append(data)
+            return len(data)
+
+    source = tmp_path / "in.jpg"
+    source.write_bytes(dirty)
+    mapped = Pieces()
+    written = scrub_jpeg(source, mapped, keep=KEEP)
+    streamed = io.BytesIO()
+    scrub_jpeg(io.BytesIO(dirty), streamed, keep=KEEP)
+    assert b"".join(bytes(p) for p in mapped.pieces) == streamed.getvalue()
+    assert written == len(streamed.getvalue())
+    views = [p for p in mapped.pieces if isinstance(p, memoryview)]
+    assert views and all(view.readonly for view in views)
+
+
+def test_truncated_and_empty_files_read_from_disk(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    source = io.BytesIO()
+    _noise((256, 256), 4).save(source, "JPEG")
+    cut = source.getvalue()[:-40]
+    cut = cut[: cut.rindex(b"\xff") + 1]  # ends on a lone FF: held back, then dropped
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(cut)
+    out = io.BytesIO()
+    scrub_jpeg(path, out, keep=ExifKeep())
+    streamed = io.BytesIO()
+    scrub_jpeg(cut, streamed, keep=ExifKeep())
+    assert out.getvalue() == streamed.getvalue()
+    assert out.getvalue().endswith(b"\xff\xd9") and not out.getvalue().endswith(b"\xff\xff\xd9")
+    assert "without EOI" in caplog.text
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")  # cannot be mapped: read as a stream, refused as usual
+    with pytest.raises(UnsupportedFile):
+        scrub_jpeg(empty, io.BytesIO(), keep=ExifKeep())
+
+
+def test_a_plan_holds_only_the_new_bytes_and_notices_a_changed_file(tmp_path: Path, dirty: bytes) -> None:
+    source = tmp_path / "in.jpg"
+    source.write_bytes(dirty)
+    plan = plan_scrub(source, keep=KEEP)
+    spans = [piece for piece in plan.pieces if isinstance(piece, tuple)]
+    # The scan data is one span up to the first EOI, not copied into the plan.
+    assert len(spans) == 1 and dirty[spans[0][1] : spans[0][1] + 2] == b"\xff\xd9"
+    assert plan.new_bytes < 4096 and plan.source_size == len(dirty)
+    out = io.BytesIO()
+    write_scrub_plan(plan, source, out)
+    direct = io.BytesIO()
+    scrub_jpeg(dirty, direct, keep=KEEP)
+    assert out.getvalue() == direct.getvalue()
+    source.write_bytes(dirty[:-100])
+    with pytest.raises(UnreadableFile, match="changed"):
+        write_scrub_plan(plan, source, io.BytesIO())
+
+
 def test_not_a_jpeg_is_refused() -> None:
     png = io.BytesIO()
     Image.new("RGB", (4, 4)).save(png, "PNG")
@@ -455,6 +527,14 @@ SAMPLE_JPEGS = sorted(p for p in EXIF_SAMPLES.glob("*") if p.suffix.lower() in (
 def test_real_camera_files(sample: Path) -> None:
     out = io.BytesIO()
     scrub_jpeg(sample, out, keep=ExifKeep(orientation=1))
+    streamed = io.BytesIO()
+    with sample.open("rb") as handle:  # not mapped: the chunked reader must agree byte for byte
+        scrub_jpeg(handle, streamed, keep=ExifKeep(orientation=1))
+    assert streamed.getvalue() == out.getvalue()
+    plan = plan_scrub(sample, keep=ExifKeep(orientation=1))  # parsed once, copied later from the map
+    planned = io.BytesIO()
+    assert write_scrub_plan(plan, sample, planned) == plan.size == len(out.getvalue())
+    assert planned.getvalue() == out.getvalue()
     tags = exifread.process_file(io.BytesIO(out.getvalue()), details=True)
     leaks = [k for k in tags if k.startswith("GPS") or "MakerNote" in k or "Serial" in k or "Thumbnail" in k]
     assert leaks == []

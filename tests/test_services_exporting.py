@@ -222,6 +222,22 @@ def test_original_export_is_recorded_and_lossless(
         assert before.tobytes() == after.tobytes()  # scrubbed, not re-encoded
 
 
+@pytest.mark.parametrize("fmt", ["zip", "eml"])
+def test_a_damaged_original_is_left_out_and_the_rest_exported(
+    settings: Settings, session_factory: sessionmaker[Session], library: Library, fmt: str
+) -> None:
+    with session_factory() as s:
+        stored = s.scalars(select(Photo.stored_path).where(Photo.post_id == library.posts["berlin"])).one()
+    (settings.uploads_dir / stored).write_bytes(b"\x00" * 5000)  # disk rot after the import
+    outcome = export(settings, session_factory, library.user_id, format=fmt)
+    assert outcome.posts == 4 and len(outcome.bundles) == 1
+    assert len(outcome.problems) == 2  # the photo, then its post (it had no other photo)
+    assert "not a JPEG" in outcome.problems[0] and f"post {library.posts['berlin']}" in outcome.problems[1]
+    if fmt == "zip":
+        exported = {post["id"] for post in read_manifest(outcome.bundles[0].path)["posts"]}
+        assert exported == set(library.posts.values()) - {library.posts["berlin"]}
+
+
 def test_not_exported_yet_is_per_platform(
     settings: Settings, session_factory: sessionmaker[Session], library: Library
 ) -> None:
@@ -517,14 +533,14 @@ def test_a_file_failing_mid_zip_leaves_no_half_zip(
 ) -> None:
     calls = []
 
-    def scrub(src: Path, sink: Any, *, keep: Any) -> int:
+    def write_plan(plan: Any, src: Path, sink: Any) -> int:
         calls.append(src)
         sink.write(b"\xff\xd8 partial bytes")
         if len(calls) == 3:
             raise OSError("disk read error")
         return 17
 
-    monkeypatch.setattr(privacy, "scrub_jpeg", scrub)
+    monkeypatch.setattr(privacy, "write_scrub_plan", write_plan)
     with pytest.raises(UnreadableFile, match="disk read error"):
         export(settings, session_factory, library.user_id)
     assert list(settings.exports_dir.iterdir()) == [] and _no_temp_files(settings)
@@ -665,31 +681,6 @@ def test_platform_sizes_may_use_the_decoders_scaling(
     assert fits((1000, 750), (1080, 810), instagram) and fits((1080, 810), (1080, 810), instagram)
     assert not fits((1081, 810), (1080, 810), instagram) and not fits((900, 675), (1080, 810), instagram)
     assert not fits((1000, 400), (1080, 565), instagram)  # wider than 1.91:1
-
-
-def test_background_sink_keeps_order_and_reports_writer_errors() -> None:
-    class Collect:
-        def __init__(self, fail_at: int | None = None) -> None:
-            self.chunks: list[bytes] = []
-            self.fail_at = fail_at
-
-        def write(self, data: bytes) -> int:
-            if len(self.chunks) == self.fail_at:
-                raise OSError("No space left on device")
-            self.chunks.append(data)
-            return len(data)
-
-    target = Collect()
-    with exporting._BackgroundSink(target, depth=2) as sink:
-        for i in range(50):
-            sink.write(bytes([i]) * 1000)
-    assert b"".join(target.chunks) == b"".join(bytes([i]) * 1000 for i in range(50))
-    failing = Collect(fail_at=3)
-    with pytest.raises(OSError, match="No space left"):
-        with exporting._BackgroundSink(failing, depth=2) as sink:
-            for _ in range(50):
-                sink.write(b"x" * 1000)
-    assert len(failing.chunks) == 3
 
 
 def test_captions_are_escaped_in_pages_and_cannot_inject_mail_headers(

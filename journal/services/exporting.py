@@ -33,11 +33,9 @@ import hashlib
 import logging
 import math
 import os
-import queue
 import re
 import secrets
 import tempfile
-import threading
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -56,10 +54,11 @@ from journal.exportfiles import FILE_ERRORS, FileJob, MadeFile, file_kind, one_l
 from journal.geo import is_valid_position
 from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Trip, User
 from journal.platforms import Platform, fit_caption, get_platform, part_suffix, split_post
-from journal.privacy import ByteSink, ExifKeep, LocationMode
+from journal.privacy import ExifKeep, LocationMode
 from journal.services.housekeeping import writer_guard
 from journal.services.zones import zones_for
 from journal.storage import atomic_write
+from journal.streams import ByteSink
 
 logger = logging.getLogger(__name__)
 
@@ -337,8 +336,9 @@ def plan_jobs(
     *,
     work: Path,
     max_pixels: int,
+    streamed: bool = False,
 ) -> list[FileJob]:
-    """One FileJob per photo of the post, numbered from 1."""
+    """One FileJob per photo of the post, numbered from 1; `streamed` scrubs are only planned."""
     jobs = []
     for number, photo in enumerate(post.photos, start=1):
         kind = file_kind(photo.format, platform)
@@ -357,6 +357,7 @@ def plan_jobs(
                 height=photo.height,
                 orientation=photo.orientation,
                 max_pixels=max_pixels,
+                streamed=streamed and kind == "scrub",
             )
         )
     return jobs
@@ -528,20 +529,25 @@ def _make_groups(
 ) -> list[list[bundle.BundlePost]]:
     """Make the files and turn each post into its group of BundlePosts (its numbered parts)."""
     mode = run.request.location
+    streamed = run.request.format == "zip"
     plans = [
-        (post, plan_jobs(post, run.platform, mode, zones, work=work, max_pixels=settings.max_pixels))
+        (
+            post,
+            plan_jobs(
+                post, run.platform, mode, zones, work=work, max_pixels=settings.max_pixels, streamed=streamed
+            ),
+        )
         for post in posts
     ]
-    stream = run.request.format == "zip"
-    to_make = [job for _, jobs in plans for job in jobs if not (stream and job.kind == "scrub")]
     ticker.report()
     made: dict[int, MadeFile] = {}
-    for result in run_jobs(to_make, settings.workers):
+    for result in run_jobs([job for _, jobs in plans for job in jobs], settings.workers):
         made[result.photo_id] = result
-        ticker.tick()
+        if result.plan is None:  # a planned scrub counts when it is written
+            ticker.tick()
     groups = []
     for post, jobs in plans:
-        files = [_bundle_file(job, made.get(job.photo_id), ticker, outcome) for job in jobs]
+        files = [_bundle_file(job, made[job.photo_id], ticker, outcome) for job in jobs]
         kept = [f for f in files if f is not None]
         if kept:
             groups.append(post_group(post, kept, run.platform, post_facts(post, mode, zones)))
@@ -551,22 +557,21 @@ def _make_groups(
 
 
 def _bundle_file(
-    job: FileJob, made: MadeFile | None, ticker: _Ticker, outcome: ExportOutcome
+    job: FileJob, made: MadeFile, ticker: _Ticker, outcome: ExportOutcome
 ) -> bundle.BundleFile | None:
-    """The BundleFile of a job: a made file, or a scrub streamed into the zip; None when it failed."""
-    if made is None:  # not made beforehand: a JPEG original scrubbed while the zip is written
-        assert job.kind == "scrub", "only scrubs are streamed"
-        width, height = job.upright_size()
-        return bundle.BundleFile(
-            entry_name(job),
-            functools.partial(_scrub_into, job, ticker),
-            width,
-            height,
-            size_hint=privacy.scrubbed_size_bound(job.src.stat().st_size, job.keep),
-        )
-    if made.path is None:
+    """The BundleFile of a job: a made file, or a planned scrub written into the zip; None when it failed."""
+    if made.error is not None:
         outcome.problems.append(f"photo {job.photo_id} (post {job.post_id}): {made.error}")
         return None
+    if made.plan is not None:
+        return bundle.BundleFile(
+            entry_name(job),
+            functools.partial(_write_planned, job, made.plan, ticker),
+            made.width,
+            made.height,
+            size_hint=made.plan.size,
+        )
+    assert made.path is not None
     return bundle.BundleFile(entry_name(job), made.path, made.width, made.height)
 
 
@@ -575,57 +580,13 @@ def entry_name(job: FileJob) -> str:
     return bundle.photo_entry_name(job.post_id, job.number, job.ext)
 
 
-def _scrub_into(job: FileJob, ticker: _Ticker, sink: ByteSink) -> None:
-    """Scrub a JPEG original straight into its zip entry, reading and writing on two threads."""
+def _write_planned(job: FileJob, plan: privacy.ScrubPlan, ticker: _Ticker, sink: ByteSink) -> None:
+    """Write a planned scrub of a JPEG original into its zip entry (bundle hashes it on other threads)."""
     try:
-        with _BackgroundSink(sink) as background:
-            privacy.scrub_jpeg(job.src, background, keep=job.keep)
+        privacy.write_scrub_plan(plan, job.src, sink)
     except FILE_ERRORS as exc:
         raise UnreadableFile(f"photo {job.photo_id} (post {job.post_id}): {one_line(exc)}") from exc
     ticker.tick()
-
-
-class _BackgroundSink:
-    """A sink that hands chunks to a thread writing them on to `target`.
-
-    Behind the zip entry's write are the entry's SHA-256, the zip's CRC-32, the whole zip's
-    SHA-256 and the file write: C code that releases the GIL. Running them on a second thread
-    while this one reads and scans the next chunk made the `original` preset 1.5-2x faster on
-    two cores (bench/export.py). At most `depth` chunks (about 1 MB each) wait: memory stays flat.
-    """
-
-    def __init__(self, target: ByteSink, depth: int = 8) -> None:
-        self._target = target
-        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, name="export-writer", daemon=True)
-        self._thread.start()
-
-    def write(self, data: bytes) -> int:
-        """Queue data (waits while the queue is full); raises the writer's error, if any."""
-        if self._error is not None:
-            raise self._error
-        self._chunks.put(bytes(data))
-        return len(data)
-
-    def _drain(self) -> None:
-        """The writer thread: write chunks in order; after an error, keep draining without writing."""
-        while (chunk := self._chunks.get()) is not None:
-            if self._error is None:
-                try:
-                    self._target.write(chunk)
-                except BaseException as exc:  # handed to the producer, which re-raises it
-                    self._error = exc
-
-    def __enter__(self) -> _BackgroundSink:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Wait until everything queued is written; raise the writer's error."""
-        self._chunks.put(None)
-        self._thread.join()
-        if self._error is not None and exc_info[0] is None:
-            raise self._error
 
 
 def post_group(
