@@ -28,6 +28,7 @@ def _dummy_hash() -> str:
     """
     return _hasher.hash("not a password")
 
+
 MIN_PASSWORD = 8
 
 
