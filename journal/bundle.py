@@ -32,7 +32,7 @@ from journal.batching import estimate_zip_bytes, plan_batches, zip_entry_size
 from journal.errors import InvalidInput, UnreadableFile
 from journal.geo import is_valid_position
 from journal.storage import atomic_write
-from journal.streams import BackgroundSink, ByteSink, HashingSink, file_pieces
+from journal.streams import BackgroundSink, ByteSink, HashingSink, WritebackSink, file_pieces
 
 if TYPE_CHECKING:
     from journal import mapview
@@ -166,7 +166,7 @@ def write_bundle_zip(
     stamp = _zip_time(created_at)
     _check_unique_names(posts, assets, map_html is not None)
     with atomic_write(dest, staging=staging) as handle:
-        out = HashingSink(handle)
+        out = HashingSink(WritebackSink(handle))
         with (
             BackgroundSink(out, name="bundle-writer") as stage,
             zipfile.ZipFile(cast(IO[bytes], stage), "w", allowZip64=True) as archive,

@@ -24,7 +24,7 @@ import logging
 import multiprocessing
 import multiprocessing.context
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,8 +260,23 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def run_jobs(jobs: Sequence[FileJob], workers: int) -> Iterator[MadeFile]:
-    """Make every job's file (results in completion order), in worker processes when that helps."""
+def _quietly(work: Callable[[], object]) -> None:
+    """Run work; an error is only logged (whoever needs the result meets it again)."""
+    try:
+        work()
+    except Exception:
+        logger.debug("work alongside the export workers failed", exc_info=True)
+
+
+def run_jobs(
+    jobs: Sequence[FileJob], workers: int, *, alongside: Callable[[], object] | None = None
+) -> Iterator[MadeFile]:
+    """Make every job's file (results in completion order), in worker processes when that helps.
+
+    `alongside` is work for this process while it would only wait for the workers (importing
+    what comes next): it runs on a thread started once the workers exist, since a fork must not
+    copy a lock that thread holds. Without workers it is not run (the caller does it in turn).
+    """
     if workers <= 1 or len(jobs) < 2:
         yield from (make_file(job) for job in jobs)
         return
@@ -272,7 +287,12 @@ def run_jobs(jobs: Sequence[FileJob], workers: int) -> Iterator[MadeFile]:
     ) as pool:
         pending: set[Future[MadeFile]] = set()
         for job in jobs:
-            pending.add(pool.submit(make_file, job))
+            pending.add(pool.submit(make_file, job))  # the first submit forks every worker
+            if alongside is not None:
+                threading.Thread(
+                    target=_quietly, args=(alongside,), name="export-alongside", daemon=True
+                ).start()
+                alongside = None
             if len(pending) >= workers * 2:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in done)

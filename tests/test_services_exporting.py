@@ -435,6 +435,47 @@ def test_workers_make_files_in_parallel(
     assert all(not has_gps(data) for data in zip_photos(outcome.bundles[0].path).values())
 
 
+def test_work_alongside_runs_on_a_thread_once_the_workers_exist(tmp_path: Path) -> None:
+    import multiprocessing
+    import threading
+
+    from journal.exportfiles import FileJob, run_jobs
+    from journal.platforms import get_platform
+    from journal.privacy import ExifKeep
+
+    jobs = [
+        FileJob(
+            photo_id=n,
+            post_id=n,
+            number=1,
+            src=make_jpeg(tmp_path / f"{n}.jpg", (64, 48), seed=n),
+            dest=tmp_path / f"{n}.out",
+            kind="scrub",
+            keep=ExifKeep(),
+            platform=get_platform("original"),
+            format="JPEG",
+            width=64,
+            height=48,
+            orientation=None,
+            max_pixels=10**8,
+            streamed=True,
+        )
+        for n in range(1, 5)
+    ]
+    seen: list[tuple[str, int]] = []
+
+    def alongside() -> None:
+        seen.append((threading.current_thread().name, len(multiprocessing.active_children())))
+
+    results = list(run_jobs(jobs, 2, alongside=alongside))
+    assert sorted(r.photo_id for r in results) == [1, 2, 3, 4]
+    assert all(r.plan is not None and r.path is None for r in results)  # planned, not written
+    assert len(seen) == 1 and seen[0][0] == "export-alongside" and seen[0][1] >= 1
+    seen.clear()
+    assert len(list(run_jobs(jobs, 1, alongside=alongside))) == 4
+    assert seen == []  # no workers to wait for: nothing runs alongside
+
+
 # --- other originals --------------------------------------------------------------------------------
 
 

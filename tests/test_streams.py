@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
-from journal.streams import BackgroundSink, HashingSink
+from journal.streams import BackgroundSink, HashingSink, WritebackSink
 
 
 class Collect:
@@ -87,3 +88,45 @@ def test_background_sink_lets_the_bodys_error_win_and_refuses_writes_after_close
     sink.close()
     with pytest.raises(ValueError, match="closed"):
         sink.write(b"late")
+
+
+def test_writeback_sink_starts_writeback_of_each_step_it_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[int, int, int]] = []
+    real = os.posix_fadvise
+
+    def advise(fd: int, offset: int, length: int, advice: int) -> None:
+        calls.append((offset, length, advice))
+        real(fd, offset, length, advice)  # the real call must accept what we give it
+
+    monkeypatch.setattr(os, "posix_fadvise", advise)
+    path = tmp_path / "out.bin"
+    with path.open("wb") as handle:
+        sink = WritebackSink(handle, step=100)
+        for i in range(7):
+            sink.write(bytes([i]) * 60)
+    assert path.read_bytes() == b"".join(bytes([i]) * 60 for i in range(7))
+    assert calls == [
+        (0, 120, os.POSIX_FADV_DONTNEED),
+        (120, 120, os.POSIX_FADV_DONTNEED),
+        (240, 120, os.POSIX_FADV_DONTNEED),
+    ]
+
+
+def test_writeback_sink_only_writes_where_the_advice_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def refuse(*args: int) -> None:
+        calls.append(args)
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse)
+    path = tmp_path / "out.bin"
+    with path.open("wb") as handle:
+        sink = WritebackSink(handle, step=10)
+        for _ in range(5):
+            sink.write(b"x" * 10)
+    assert path.read_bytes() == b"x" * 50 and len(calls) == 1  # asked once, then not again
