@@ -9,7 +9,8 @@ reads the photos, a second hashes each, a third writes them into zip entries (zi
 CRC-32), a fourth hashes the zip and writes it. Every entry name is made here or checked here:
 never a user's path.
 
-mapview (folium) is imported only when a bundle gets a map: it costs a quarter of a second.
+mapview (folium) is imported only when a bundle gets a map (it costs about 0.3 s); an export
+draws the map in a worker process while the photos are written.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import logging
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, Any, cast
 
 import jinja2
 
@@ -33,9 +35,6 @@ from journal.errors import InvalidInput, UnreadableFile
 from journal.geo import is_valid_position
 from journal.storage import atomic_write
 from journal.streams import BackgroundSink, ByteSink, HashingSink, WritebackSink, file_pieces
-
-if TYPE_CHECKING:
-    from journal import mapview
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +51,7 @@ FileSource = Path | bytes | Callable[[ByteSink], object]
 _COMPONENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
 _ENTRY_NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT}){{0,7}}")
 _EXTENSION = re.compile(r"[a-z0-9]{1,5}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _TEXT_SUFFIXES = {".html", ".json", ".js", ".css", ".txt", ".svg", ".geojson", ""}
 _TEMPLATE_DIRS = (
     Path(__file__).resolve().parent / "templates",  # installed wheel (force-include)
@@ -80,13 +80,19 @@ def photo_entry_name(post_id: int, number: int, ext: str = "jpg") -> str:
 
 @dataclass(frozen=True)
 class BundleFile:
-    """One photo of a post as it goes into the zip; size_hint bounds a callable source's bytes."""
+    """One photo of a post as it goes into the zip; size_hint bounds a callable source's bytes.
+
+    A callable source that knows the SHA-256 of what it writes (a planned scrub, hashed by the
+    worker that planned it) gives it as sha256, with size_hint its exact size: the writer then
+    checks the size instead of hashing the bytes a second time.
+    """
 
     path_in_zip: str
     source: FileSource
     width: int
     height: int
     size_hint: int | None = None
+    sha256: str | None = None
 
     def __post_init__(self) -> None:
         check_entry_name(self.path_in_zip)
@@ -94,6 +100,10 @@ class BundleFile:
             raise InvalidInput("a bundle photo needs a positive size")
         if callable(self.source) and self.size_hint is None:
             raise InvalidInput("a generated bundle file needs a size_hint")
+        if self.sha256 is not None and not (
+            callable(self.source) and re.fullmatch(r"[0-9a-f]{64}", self.sha256)
+        ):
+            raise InvalidInput("a known sha256 is 64 hex digits, for a generated file")
 
     def size_bound(self) -> int:
         """Bytes this file will have (exact for paths and bytes, the hint for generated files)."""
@@ -132,6 +142,18 @@ class BundlePost:
 
 
 @dataclass(frozen=True)
+class MapPage:
+    """A bundle's map.html and the files it loads, as (path under assets/, file) pairs."""
+
+    html: str
+    assets: tuple[tuple[str, Path], ...]
+
+
+#: Runs a function elsewhere and hands back a future of its result (exportfiles.Workers.submit).
+Submit = Callable[..., Future[Any]]
+
+
+@dataclass(frozen=True)
 class BundleInfo:
     """A written bundle: where, its SHA-256 and size, and the manifest it holds."""
 
@@ -152,19 +174,18 @@ def write_bundle_zip(
     batches: int,
     created_at: str,
     index_html: str,
-    map_html: str | None = None,
-    assets: Sequence[tuple[str, Path]] = (),
+    map_page: MapPage | Callable[[], MapPage] | None = None,
     staging: Path | None = None,
 ) -> BundleInfo:
     """Write one batch as a zip at dest (atomically) and return its path, SHA-256, size and manifest.
 
-    `assets` are (path relative to assets/, file) pairs, as mapview.asset_files() gives them.
-    `batch` counts from 1.
+    `map_page` may be a function giving it: it is called once the photos are in (a map drawn in
+    a worker meanwhile). `batch` counts from 1.
     """
     if not 1 <= batch <= batches:
         raise InvalidInput("batch must be between 1 and batches")
     stamp = _zip_time(created_at)
-    _check_unique_names(posts, assets, map_html is not None)
+    _check_unique_names(posts, map_page is not None)
     with atomic_write(dest, staging=staging) as handle:
         out = HashingSink(WritebackSink(handle))
         with (
@@ -175,10 +196,12 @@ def write_bundle_zip(
             manifest = build_manifest(posts, entries, batch=batch, batches=batches, created_at=created_at)
             _write_text(archive, MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1), stamp)
             _write_text(archive, INDEX, index_html, stamp)
-            if map_html is not None:
-                _write_text(archive, MAP, map_html, stamp)
-            for relpath, path in assets:
-                _write_asset(archive, ASSET_DIR + relpath, path, stamp)
+            if map_page is not None:
+                page = map_page() if callable(map_page) else map_page
+                _check_asset_names(page)
+                _write_text(archive, MAP, page.html, stamp)
+                for relpath, path in page.assets:
+                    _write_asset(archive, ASSET_DIR + relpath, path, stamp)
     logger.info("wrote bundle %s (%d posts, %d bytes)", dest, len(posts), out.count)
     return BundleInfo(path=dest, sha256=out.hexdigest(), bytes=out.count, manifest=manifest)
 
@@ -194,12 +217,9 @@ def _zip_time(created_at: str) -> tuple[int, int, int, int, int, int]:
     return (max(1980, moment.year), moment.month, moment.day, moment.hour, moment.minute, moment.second)
 
 
-def _check_unique_names(
-    posts: Sequence[BundlePost], assets: Sequence[tuple[str, Path]], has_map: bool
-) -> None:
-    """Refuse duplicate or reserved entry names before anything is written."""
+def _check_unique_names(posts: Sequence[BundlePost], has_map: bool) -> None:
+    """Refuse duplicate or reserved photo entry names before anything is written."""
     names = [MANIFEST, INDEX] + ([MAP] if has_map else [])
-    names += [check_entry_name(ASSET_DIR + relpath) for relpath, _ in assets]
     for post in posts:
         for file in post.files:
             if file.path_in_zip.startswith(ASSET_DIR):
@@ -210,6 +230,13 @@ def _check_unique_names(
         if name.lower() in seen:
             raise InvalidInput(f"two bundle entries named {name!r}")
         seen.add(name.lower())
+
+
+def _check_asset_names(page: MapPage) -> None:
+    """Refuse unsafe or duplicate asset names (photos cannot be under assets/: checked before)."""
+    names = [check_entry_name(ASSET_DIR + relpath).lower() for relpath, _ in page.assets]
+    if len(set(names)) != len(names):
+        raise InvalidInput("two map assets with the same name")
 
 
 def _zip_info(name: str, stamp: tuple[int, int, int, int, int, int], *, compress: bool) -> zipfile.ZipInfo:
@@ -256,25 +283,59 @@ class _EntryHashes:
     def __init__(self, entries: BackgroundSink, target: _Entries) -> None:
         self._entries = entries
         self._target = target
+        self._file: BundleFile | None = None
         self._tee: HashingSink | None = None
+        self._count = 0
         self.done: list[tuple[str, int]] = []
 
-    def begin(self, info: zipfile.ZipInfo) -> None:
-        """A new entry: hash from zero, and have the next stage open it."""
-        self._tee = HashingSink(self._entries)
+    def begin(self, file: BundleFile, info: zipfile.ZipInfo) -> None:
+        """A new entry: hash from zero (unless the file knows its hash), and have the next stage open it."""
+        self._file, self._count = file, 0
+        self._tee = HashingSink(self._entries) if file.sha256 is None else None
         self._entries.call(functools.partial(self._target.open, info))
 
     def write(self, data: bytes | memoryview) -> None:
-        """Hash and pass on."""
-        assert self._tee is not None, "write outside an entry"
-        self._tee.write(data)
+        """Hash (or count) and pass on."""
+        if self._tee is not None:
+            self._tee.write(data)
+        else:
+            self._entries.write(data)
+            self._count += len(data)
 
     def end(self) -> None:
         """Note the entry's hash and size, and have the next stage close it."""
-        assert self._tee is not None, "end outside an entry"
-        self.done.append((self._tee.hexdigest(), self._tee.count))
-        self._tee = None
+        file = self._file
+        assert file is not None, "end outside an entry"
+        if self._tee is not None:
+            self.done.append((self._tee.hexdigest(), self._tee.count))
+        elif self._count != file.size_hint:
+            raise UnreadableFile(f"{file.path_in_zip}: {self._count} bytes written, {file.size_hint} planned")
+        else:
+            assert file.sha256 is not None
+            self.done.append((file.sha256, self._count))
+        self._file = self._tee = None
         self._entries.call(self._target.close)
+
+
+class _Direct:
+    """A BackgroundSink's interface without the thread: writes and calls go straight to the target."""
+
+    def __init__(self, target: _EntryHashes) -> None:
+        self._target = target
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Write to the target now."""
+        self._target.write(data)
+
+    def call(self, function: Callable[[], object]) -> None:
+        """Call function now."""
+        function()
+
+    def __enter__(self) -> _Direct:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Nothing queued, nothing to wait for."""
 
 
 def _write_photos(
@@ -283,20 +344,23 @@ def _write_photos(
     """Stream every post's files into the zip; return each post's manifest file entries.
 
     A pipeline of threads: this one reads the files, the next hashes each (SHA-256 for the
-    manifest), the next writes them into zip entries (CRC-32), and the bundle writer hashes the
-    zip and writes it. Nobody waits at the end of a file for the others to catch up.
+    manifest; a planned scrub comes with its hash and is only counted), the next writes them into
+    zip entries (CRC-32), and the bundle writer hashes the zip and writes it. Nobody waits at the
+    end of a file for the others to catch up.
     """
     target = _Entries(archive)
     try:
         with BackgroundSink(target, name="bundle-entries") as entries:
             hashes = _EntryHashes(entries, target)
-            with BackgroundSink(hashes, name="bundle-hashes") as stage:
+            # Files that come with their hash (planned scrubs) are only counted: no thread for that.
+            to_hash = any(file.sha256 is None for post in posts for file in post.files)
+            with BackgroundSink(hashes, name="bundle-hashes") if to_hash else _Direct(hashes) as stage:
                 for post in posts:
                     for file in post.files:
                         info = _zip_info(file.path_in_zip, stamp, compress=False)
                         # zipfile switches to zip64 headers when file_size * 1.05 passes 2 GiB.
                         info.file_size = file.size_bound()
-                        stage.call(functools.partial(hashes.begin, info))
+                        stage.call(functools.partial(hashes.begin, file, info))
                         _fill(stage, file.source)
                         stage.call(hashes.end)
     finally:
@@ -441,38 +505,40 @@ def render_index_html(
     )
 
 
-def map_points(posts: Sequence[BundlePost]) -> list[mapview.MapPoint]:
-    """One mapview.MapPoint per located post (the first part of a split post)."""
-    from journal import mapview
-
-    points: list[mapview.MapPoint] = []
+def map_point_data(posts: Sequence[BundlePost]) -> list[dict[str, Any]]:
+    """mapview.MapPoint fields of each located post (the first part of a split post), as plain data."""
+    points: list[dict[str, Any]] = []
     seen: set[int] = set()
     for post in posts:
         if post.location is None or post.id in seen:
             continue
         seen.add(post.id)
         points.append(
-            mapview.MapPoint(
-                id=post.id,
-                lat=post.location["lat"],
-                lon=post.location["lon"],
-                caption=post.caption,
-                taken_at=post.taken_at_local or post.taken_at_utc,
-                place=post.place,
-                thumb_url=post.files[0].path_in_zip if post.files else None,
-            )
+            {
+                "id": post.id,
+                "lat": post.location["lat"],
+                "lon": post.location["lon"],
+                "caption": post.caption,
+                "taken_at": post.taken_at_local or post.taken_at_utc,
+                "place": post.place,
+                "thumb_url": post.files[0].path_in_zip if post.files else None,
+            }
         )
     return points
 
 
-def render_map_html(posts: Sequence[BundlePost], *, title: str) -> str | None:
-    """map.html for the batch with assets under assets/, or None when no post has a location."""
-    points = map_points(posts)
-    if not points:
-        return None
+def render_map_page(points: Sequence[dict[str, Any]], title: str) -> MapPage:
+    """map.html for points (map_point_data) with its assets under assets/.
+
+    Draws with folium, whose import takes about 0.3 s: an export runs this in a worker process
+    while it writes the photos.
+    """
     from journal import mapview
 
-    return mapview.build_map_html(asset_base=ASSET_DIR, points=points, title=title)
+    page = mapview.build_map_html(
+        asset_base=ASSET_DIR, points=[mapview.MapPoint(**point) for point in points], title=title
+    )
+    return MapPage(page, tuple(mapview.asset_files()))
 
 
 def map_assets() -> list[tuple[str, Path]]:
@@ -491,11 +557,22 @@ def build_bundle(
     created_at: str,
     title: str,
     staging: Path | None = None,
+    submit: Submit | None = None,
 ) -> BundleInfo:
-    """Render index.html and map.html for a batch and write its zip (map and assets only with positions)."""
-    map_html = render_map_html(posts, title=title)
+    """Render index.html and map.html for a batch and write its zip (map and assets only with positions).
+
+    With `submit` (exportfiles.Workers.submit) the map is drawn in a worker while the photos go in.
+    """
+    points = map_point_data(posts)
+    map_page: MapPage | Callable[[], MapPage] | None = None
+    if points:
+        map_page = (
+            render_map_page(points, title)
+            if submit is None
+            else submit(render_map_page, points, title).result
+        )
     index_html = render_index_html(
-        posts, title=title, has_map=map_html is not None, batch=batch, batches=batches, created_at=created_at
+        posts, title=title, has_map=bool(points), batch=batch, batches=batches, created_at=created_at
     )
     return write_bundle_zip(
         dest,
@@ -504,8 +581,7 @@ def build_bundle(
         batches=batches,
         created_at=created_at,
         index_html=index_html,
-        map_html=map_html,
-        assets=map_assets() if map_html is not None else (),
+        map_page=map_page,
         staging=staging,
     )
 

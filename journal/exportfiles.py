@@ -7,8 +7,9 @@ How a photo's file is made (`file_kind`):
 
 - `scrub`: a JPEG original for the `original` preset, copied losslessly without metadata
   (privacy.scrub_jpeg); the orientation stays a tag, as in the source. For a zip bundle the
-  worker only plans the scrub (`streamed`: privacy.plan_scrub, the marker search over every
-  byte) and the bundle writer copies the planned spans from the mapped file into the zip.
+  scrub is `streamed`: the worker only plans it (privacy.plan_scrub: the marker search over
+  every byte, which holds the GIL, and the SHA-256 of the result, computed while the file is
+  at hand) and the bundle writer copies the planned spans from the mapped file into the zip.
 - `png` / `webp`: PNG and WebP originals re-saved losslessly, pixels made upright, with only
   transparency, the ICC profile and the kept EXIF (the first frame of an animation).
 - `jpeg`: everything else. Platform presets: decoded upright at the platform's size and cropped
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from PIL import Image
 
@@ -38,6 +39,8 @@ from journal.platforms import Platform, plan_geometry
 from journal.privacy import ExifKeep
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FileKind = Literal["scrub", "png", "webp", "jpeg"]
 
@@ -87,7 +90,7 @@ class FileJob:
     height: int
     orientation: int | None
     max_pixels: int
-    streamed: bool = False  # a scrub planned here, written into the bundle by the bundle writer
+    streamed: bool = False  # a scrub only planned here, written into the bundle by the bundle writer
 
     @property
     def ext(self) -> str:
@@ -102,7 +105,7 @@ class FileJob:
 
 @dataclass(frozen=True)
 class MadeFile:
-    """A file made for a bundle (path or scrub plan, upright size), or why it could not be made."""
+    """A file made for a bundle (path, or the plan of a streamed scrub; upright size), or why it failed."""
 
     photo_id: int
     path: Path | None
@@ -260,40 +263,56 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def _quietly(work: Callable[[], object]) -> None:
-    """Run work; an error is only logged (whoever needs the result meets it again)."""
-    try:
-        work()
-    except Exception:
-        logger.debug("work alongside the export workers failed", exc_info=True)
+def _ready() -> None:
+    """A first task: submitting it makes the pool fork its workers."""
 
 
-def run_jobs(
-    jobs: Sequence[FileJob], workers: int, *, alongside: Callable[[], object] | None = None
-) -> Iterator[MadeFile]:
-    """Make every job's file (results in completion order), in worker processes when that helps.
+class Workers:
+    """The worker processes of one export run, or none (everything then runs here, in turn).
 
-    `alongside` is work for this process while it would only wait for the workers (importing
-    what comes next): it runs on a thread started once the workers exist, since a fork must not
-    copy a lock that thread holds. Without workers it is not run (the caller does it in turn).
+    They make (or plan) the files first (make_files), then draw each bundle's map while the
+    bundle is written (submit). One pool for the run, forked at once: later this process has
+    threads (the bundle writer's), and a fork must not copy a lock one of them holds.
     """
-    if workers <= 1 or len(jobs) < 2:
-        yield from (make_file(job) for job in jobs)
-        return
-    context = _pool_context()
-    lock = context.Lock()
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(jobs)), mp_context=context, initializer=_init_worker, initargs=(lock,)
-    ) as pool:
+
+    def __init__(self, count: int) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._count = count
+        if count > 1:
+            context = _pool_context()
+            self._pool = ProcessPoolExecutor(
+                max_workers=count, mp_context=context, initializer=_init_worker, initargs=(context.Lock(),)
+            )
+            self._pool.submit(_ready)  # with fork: every worker now, while this process has one thread
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop the workers (work not started yet is dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run fn in a worker (here, at once, without workers); its result or error in the future."""
+        if self._pool is not None:
+            return self._pool.submit(fn, *args, **kwargs)
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def make_files(self, jobs: Sequence[FileJob]) -> Iterator[MadeFile]:
+        """Make every job's file (results in completion order), at most two per worker in flight."""
+        if self._pool is None or len(jobs) < 2:
+            yield from (make_file(job) for job in jobs)
+            return
         pending: set[Future[MadeFile]] = set()
         for job in jobs:
-            pending.add(pool.submit(make_file, job))  # the first submit forks every worker
-            if alongside is not None:
-                threading.Thread(
-                    target=_quietly, args=(alongside,), name="export-alongside", daemon=True
-                ).start()
-                alongside = None
-            if len(pending) >= workers * 2:
+            pending.add(self._pool.submit(make_file, job))
+            if len(pending) >= self._count * 2:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in done)
         while pending:

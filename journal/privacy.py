@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
 import logging
 import math
+import os
 import re
 import struct
 from collections.abc import Iterator, Sequence
@@ -341,22 +343,28 @@ def scrub_jpeg(src: bytes | BinaryIO | Path, dest: ByteSink, *, keep: ExifKeep) 
 
 #: A piece of a scrubbed JPEG: new bytes, or a (start, end) span of the source copied as is.
 Piece = bytes | tuple[int, int]
-#: A plan holding more new bytes than this (a huge ICC profile) is not worth keeping in memory.
+
+
+#: A plan holding more new bytes than this (a huge ICC profile) is not kept in memory: the file is
+#: written out instead (exportfiles.make_file).
 PLAN_MAX_NEW_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
 class ScrubPlan:
-    """A scrubbed JPEG as pieces of new bytes and spans of its source (which is source_size bytes).
+    """A scrubbed JPEG as pieces of new bytes and spans of its source, with its size and SHA-256.
 
     Parsing is the slow part of scrubbing (a marker search over every byte, holding the GIL):
-    plan_scrub does it, in a worker process for an export, and write_scrub_plan later copies the
-    spans straight from the mapped file.
+    plan_scrub does it, in a worker process for an export, hashing the result on the way while
+    the file is at hand, and write_scrub_plan later copies the spans from the mapped file. The
+    source's size and modification time are kept: a plan is not used on a file that changed.
     """
 
     pieces: tuple[Piece, ...]
     size: int
+    sha256: str
     source_size: int
+    source_mtime_ns: int
 
     @property
     def new_bytes(self) -> int:
@@ -365,25 +373,30 @@ class ScrubPlan:
 
 
 def plan_scrub(src: Path, *, keep: ExifKeep) -> ScrubPlan:
-    """The pieces scrub_jpeg would write for the file src (adjacent spans merged)."""
+    """The pieces scrub_jpeg would write for the file src (adjacent spans merged), and their SHA-256."""
+    before = src.stat()
     pieces: list[Piece] = []
+    digest = hashlib.sha256()
+    size = 0
     with _open_reader(src) as reader:
         for piece in _pieces(reader, keep):
+            data = piece if isinstance(piece, bytes) else reader.span(*piece)
+            digest.update(data)
+            size += len(data)
             last = pieces[-1] if pieces else None
             if isinstance(piece, tuple) and isinstance(last, tuple) and last[1] == piece[0]:
                 pieces[-1] = (last[0], piece[1])
             else:
                 pieces.append(piece)
-        source_size = reader.offset + len(reader.buf) if reader.raw is None else src.stat().st_size
-    size = sum(len(p) if isinstance(p, bytes) else p[1] - p[0] for p in pieces)
-    return ScrubPlan(tuple(pieces), size, source_size)
+    return ScrubPlan(tuple(pieces), size, digest.hexdigest(), before.st_size, before.st_mtime_ns)
 
 
 def write_scrub_plan(plan: ScrubPlan, src: Path, dest: ByteSink) -> int:
     """Write a planned scrub of src to dest; spans go out as read-only views of the mapped file."""
     with src.open("rb") as handle:
+        now = os.fstat(handle.fileno())
         view = map_file(handle)
-    if view is None or len(view) != plan.source_size:
+    if view is None or (now.st_size, now.st_mtime_ns) != (plan.source_size, plan.source_mtime_ns):
         raise UnreadableFile(f"{src.name} changed after it was read")
     for piece in plan.pieces:
         if isinstance(piece, bytes):
@@ -400,11 +413,7 @@ def _pieces(reader: _Reader, keep: ExifKeep) -> Iterator[Piece]:
 
     A span is yielded while the reader still buffers it (the caller takes it before resuming).
     """
-    reader.more(2)
-    if reader.buf[:2] != b"\xff\xd8":
-        raise UnsupportedFile("not a JPEG file")
-    reader.pos = 2
-    header, orientation = _read_header(reader)
+    header, orientation = _read_jpeg_header(reader)
     if keep.orientation is None and orientation is not None:
         keep = dataclasses.replace(keep, orientation=orientation)
     yield b"\xff\xd8"
@@ -414,6 +423,15 @@ def _pieces(reader: _Reader, keep: ExifKeep) -> Iterator[Piece]:
     for marker, payload in header:
         yield _segment(marker, payload)
     yield from _scan_pieces(reader)
+
+
+def _read_jpeg_header(reader: _Reader) -> tuple[list[tuple[int, bytes | None]], int | None]:
+    """Check SOI and read the header (see _read_header)."""
+    reader.more(2)
+    if reader.buf[:2] != b"\xff\xd8":
+        raise UnsupportedFile("not a JPEG file")
+    reader.pos = 2
+    return _read_header(reader)
 
 
 def scrub_jpeg_file(src: Path, dest: Path, *, keep: ExifKeep, staging: Path | None = None) -> int:

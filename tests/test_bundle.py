@@ -29,7 +29,7 @@ from journal.bundle import (
     render_index_html,
     write_bundle_zip,
 )
-from journal.errors import InvalidInput
+from journal.errors import InvalidInput, UnreadableFile
 from journal.privacy import ByteSink, ExifKeep, scrub_jpeg, scrubbed_size_bound
 
 CREATED = "2024-06-01T12:00:00Z"
@@ -260,6 +260,42 @@ def test_info_zip_reads_it(tmp_path: Path, written: bundle.BundleInfo) -> None:
     subprocess.run([UNZIP, "-tq", str(written.path)], check=True, capture_output=True)
     subprocess.run([UNZIP, "-q", str(written.path), "-d", str(tmp_path / "x")], check=True)
     assert (tmp_path / "x" / "index.html").is_file() and (tmp_path / "x" / "photos" / "7-2.jpg").is_file()
+
+
+def test_a_known_hash_is_used_and_its_size_checked(tmp_path: Path) -> None:
+    data = b"\xff\xd8 planned bytes \xff\xd9"
+    known = hashlib.sha256(data).hexdigest()
+    file = BundleFile(
+        "photos/1-1.jpg", lambda sink: sink.write(data), 1, 1, size_hint=len(data), sha256=known
+    )
+    info = write_bundle_zip(
+        tmp_path / "b.zip",
+        posts=[BundlePost(1, "", False, None, None, None, None, (file,))],
+        batch=1,
+        batches=1,
+        created_at=CREATED,
+        index_html="",
+    )
+    assert info.manifest["posts"][0]["files"][0]["sha256"] == known
+    with zipfile.ZipFile(info.path) as archive:
+        assert archive.read("photos/1-1.jpg") == data
+    short = BundleFile(
+        "photos/1-1.jpg", lambda sink: sink.write(data[:-1]), 1, 1, size_hint=len(data), sha256=known
+    )
+    with pytest.raises(UnreadableFile, match="planned"):
+        write_bundle_zip(
+            tmp_path / "c.zip",
+            posts=[BundlePost(1, "", False, None, None, None, None, (short,))],
+            batch=1,
+            batches=1,
+            created_at=CREATED,
+            index_html="",
+        )
+    assert not (tmp_path / "c.zip").exists()
+    with pytest.raises(InvalidInput):
+        BundleFile("photos/1-1.jpg", b"bytes", 1, 1, sha256=known)  # only for generated files
+    with pytest.raises(InvalidInput):
+        BundleFile("photos/1-1.jpg", lambda sink: None, 1, 1, size_hint=1, sha256="not a hash")
 
 
 def test_zip64_entries_when_a_file_may_pass_2_gib(tmp_path: Path) -> None:

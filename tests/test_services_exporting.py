@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import hashlib
@@ -26,7 +27,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from journal import bundle, privacy, storage
 from journal.config import Settings
 from journal.errors import InvalidInput, NotFound, UnreadableFile
+from journal.exportfiles import FileJob, Workers
 from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Publication, Trip
+from journal.platforms import get_platform
+from journal.privacy import ExifKeep
 from journal.services import exporting, importing, publishing, users, zones
 from tests.imaging import exif_bytes, make_jpeg
 
@@ -435,15 +439,8 @@ def test_workers_make_files_in_parallel(
     assert all(not has_gps(data) for data in zip_photos(outcome.bundles[0].path).values())
 
 
-def test_work_alongside_runs_on_a_thread_once_the_workers_exist(tmp_path: Path) -> None:
-    import multiprocessing
-    import threading
-
-    from journal.exportfiles import FileJob, run_jobs
-    from journal.platforms import get_platform
-    from journal.privacy import ExifKeep
-
-    jobs = [
+def _scrub_jobs(tmp_path: Path, count: int) -> list[FileJob]:
+    return [
         FileJob(
             photo_id=n,
             post_id=n,
@@ -460,20 +457,39 @@ def test_work_alongside_runs_on_a_thread_once_the_workers_exist(tmp_path: Path) 
             max_pixels=10**8,
             streamed=True,
         )
-        for n in range(1, 5)
+        for n in range(1, count + 1)
     ]
-    seen: list[tuple[str, int]] = []
 
-    def alongside() -> None:
-        seen.append((threading.current_thread().name, len(multiprocessing.active_children())))
 
-    results = list(run_jobs(jobs, 2, alongside=alongside))
-    assert sorted(r.photo_id for r in results) == [1, 2, 3, 4]
-    assert all(r.plan is not None and r.path is None for r in results)  # planned, not written
-    assert len(seen) == 1 and seen[0][0] == "export-alongside" and seen[0][1] >= 1
-    seen.clear()
-    assert len(list(run_jobs(jobs, 1, alongside=alongside))) == 4
-    assert seen == []  # no workers to wait for: nothing runs alongside
+def test_workers_plan_streamed_scrubs_in_other_processes(tmp_path: Path) -> None:
+    jobs = _scrub_jobs(tmp_path, 6)
+    with Workers(2) as workers:
+        assert workers.submit(os.getpid).result() != os.getpid()  # a worker process
+        planned = list(workers.make_files(jobs))
+        made = list(workers.make_files([dataclasses.replace(job, streamed=False) for job in jobs]))
+    assert sorted(m.photo_id for m in planned) == sorted(m.photo_id for m in made) == [1, 2, 3, 4, 5, 6]
+    by_id = {job.photo_id: job for job in jobs}
+    for result in planned:  # planned only, hashed by the worker: the hash of what will be written
+        job = by_id[result.photo_id]
+        assert result.path is None and result.plan == privacy.plan_scrub(job.src, keep=job.keep)
+        assert result.plan.sha256 == hashlib.sha256(_scrubbed(job)).hexdigest()
+    for result in made:  # written out (as for e-mail)
+        assert result.path is not None and result.path.read_bytes() == _scrubbed(by_id[result.photo_id])
+
+
+def test_without_workers_everything_runs_here_in_turn(tmp_path: Path) -> None:
+    jobs = _scrub_jobs(tmp_path, 2)
+    with Workers(1) as workers:
+        assert workers.submit(os.getpid).result() == os.getpid()
+        failed = workers.submit(privacy.plan_scrub, tmp_path / "missing.jpg", keep=ExifKeep())
+        assert isinstance(failed.exception(), FileNotFoundError)
+        assert [m.plan is not None for m in workers.make_files(jobs)] == [True, True]
+
+
+def _scrubbed(job: FileJob) -> bytes:
+    out = io.BytesIO()
+    privacy.scrub_jpeg(job.src, out, keep=job.keep)
+    return out.getvalue()
 
 
 # --- other originals --------------------------------------------------------------------------------
@@ -574,12 +590,14 @@ def test_a_file_failing_mid_zip_leaves_no_half_zip(
 ) -> None:
     calls = []
 
+    real = privacy.write_scrub_plan
+
     def write_plan(plan: Any, src: Path, sink: Any) -> int:
         calls.append(src)
-        sink.write(b"\xff\xd8 partial bytes")
         if len(calls) == 3:
+            sink.write(b"\xff\xd8 partial bytes")
             raise OSError("disk read error")
-        return 17
+        return real(plan, src, sink)
 
     monkeypatch.setattr(privacy, "write_scrub_plan", write_plan)
     with pytest.raises(UnreadableFile, match="disk read error"):

@@ -30,7 +30,6 @@ import contextlib
 import email.utils
 import functools
 import hashlib
-import importlib
 import logging
 import math
 import os
@@ -51,7 +50,7 @@ from journal import bundle, mail, privacy
 from journal.batching import MIME_MESSAGE_OVERHEAD, MIME_PART_OVERHEAD, eml_attachment_bytes, plan_batches
 from journal.config import Settings
 from journal.errors import InvalidInput, NotFound, UnreadableFile
-from journal.exportfiles import FILE_ERRORS, FileJob, MadeFile, file_kind, one_line, run_jobs
+from journal.exportfiles import FILE_ERRORS, FileJob, MadeFile, Workers, file_kind, one_line
 from journal.geo import is_valid_position
 from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Trip, User
 from journal.platforms import Platform, fit_caption, get_platform, part_suffix, split_post
@@ -484,9 +483,10 @@ def run_export(
         return outcome
     run = _new_run(settings, request, trip.title if trip else "Journal")
     ticker = _Ticker(sum(len(post.photos) for post in posts), on_progress)
-    with writer_guard(settings, factory), _work_folder(settings) as work:
-        groups = _make_groups(posts, run, zones, settings, work, outcome, ticker)
-        _write_batches(factory, run, groups, outcome, ticker, on_bundle)
+    count = settings.workers if ticker.total > 1 else 1
+    with writer_guard(settings, factory), _work_folder(settings) as work, Workers(count) as workers:
+        groups = _make_groups(posts, run, zones, settings, work, workers, outcome, ticker)
+        _write_batches(factory, run, groups, workers, outcome, ticker, on_bundle)
     return outcome
 
 
@@ -525,10 +525,15 @@ def _make_groups(
     zones: Sequence[privacy.PrivacyZone],
     settings: Settings,
     work: Path,
+    workers: Workers,
     outcome: ExportOutcome,
     ticker: _Ticker,
 ) -> list[list[bundle.BundlePost]]:
-    """Make the files and turn each post into its group of BundlePosts (its numbered parts)."""
+    """Make the files and turn each post into its group of BundlePosts (its numbered parts).
+
+    Streamed scrubs (JPEG originals into a zip) are only planned here, by the workers: a damaged
+    original is left out with its reason before any bundle is begun.
+    """
     mode = run.request.location
     streamed = run.request.format == "zip"
     plans = [
@@ -542,16 +547,13 @@ def _make_groups(
     ]
     ticker.report()
     made: dict[int, MadeFile] = {}
-    # A zip bundle gets a map: folium's import (~0.3 s) fits in the time the workers take.
-    warm_up = functools.partial(importlib.import_module, "journal.mapview") if streamed else None
-    for result in run_jobs([job for _, jobs in plans for job in jobs], settings.workers, alongside=warm_up):
+    for result in workers.make_files([job for _, jobs in plans for job in jobs]):
         made[result.photo_id] = result
         if result.plan is None:  # a planned scrub counts when it is written
             ticker.tick()
     groups = []
     for post, jobs in plans:
-        files = [_bundle_file(job, made[job.photo_id], ticker, outcome) for job in jobs]
-        kept = [f for f in files if f is not None]
+        kept = [file for job in jobs if (file := _bundle_file(job, made[job.photo_id], ticker, outcome))]
         if kept:
             groups.append(post_group(post, kept, run.platform, post_facts(post, mode, zones)))
         else:
@@ -567,12 +569,10 @@ def _bundle_file(
         outcome.problems.append(f"photo {job.photo_id} (post {job.post_id}): {made.error}")
         return None
     if made.plan is not None:
+        writer = functools.partial(_write_planned, job, made.plan, ticker)
+        size, sha256 = made.plan.size, made.plan.sha256
         return bundle.BundleFile(
-            entry_name(job),
-            functools.partial(_write_planned, job, made.plan, ticker),
-            made.width,
-            made.height,
-            size_hint=made.plan.size,
+            entry_name(job), writer, made.width, made.height, size_hint=size, sha256=sha256
         )
     assert made.path is not None
     return bundle.BundleFile(entry_name(job), made.path, made.width, made.height)
@@ -584,7 +584,7 @@ def entry_name(job: FileJob) -> str:
 
 
 def _write_planned(job: FileJob, plan: privacy.ScrubPlan, ticker: _Ticker, sink: ByteSink) -> None:
-    """Write a planned scrub of a JPEG original into its zip entry (bundle hashes it on other threads)."""
+    """Write a JPEG original's scrub into its zip entry, as a worker planned it."""
     try:
         privacy.write_scrub_plan(plan, job.src, sink)
     except FILE_ERRORS as exc:
@@ -621,6 +621,7 @@ def _write_batches(
     factory: sessionmaker[Session],
     run: ExportRun,
     groups: list[list[bundle.BundlePost]],
+    workers: Workers,
     outcome: ExportOutcome,
     ticker: _Ticker,
     on_bundle: Callable[[WrittenBundle], None] | None,
@@ -635,7 +636,7 @@ def _write_batches(
         batches = plan_eml_batches(groups, limit, title=run.title)
     for number, posts in enumerate(batches, start=1):
         ticker.set_phase(f"Writing bundle {number} of {len(batches)}")
-        written = _write_and_record(factory, run, posts, number, len(batches))
+        written = _write_and_record(factory, run, posts, number, len(batches), workers)
         outcome.bundles.append(written)
         if on_bundle is not None:
             on_bundle(written)
@@ -644,7 +645,12 @@ def _write_batches(
 
 
 def _write_and_record(
-    factory: sessionmaker[Session], run: ExportRun, posts: list[bundle.BundlePost], number: int, batches: int
+    factory: sessionmaker[Session],
+    run: ExportRun,
+    posts: list[bundle.BundlePost],
+    number: int,
+    batches: int,
+    workers: Workers,
 ) -> WrittenBundle:
     """Write one batch's file, then record it; the file is removed again when recording fails."""
     dest = run.out_dir / run.file_name(number, batches)
@@ -658,6 +664,7 @@ def _write_and_record(
             created_at=run.created_text,
             title=run.title,
             staging=run.staging,
+            submit=workers.submit,
         )
         sha256, size = info.sha256, info.bytes
     else:
