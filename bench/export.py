@@ -10,6 +10,9 @@ same number of worker processes).
 
 Everything runs from the page cache (the corpus is read once before timing). `journal export` ends
 each bundle with an fsync (atomic write); cp and zip do not, so they are also shown with a `sync`.
+The commands run in turn, --repeat rounds, and each one's fastest run counts: a shared machine's
+slow minute then hurts every command alike. PYTHONDONTWRITEBYTECODE is dropped for the runs, so
+`journal` starts from compiled modules as an installed copy does.
 Peak RSS: the largest single process (wait4) and the largest sum over the export's process tree
 (sampled from /proc every 20 ms). The corpus and data home stay under --dir for the next run.
 """
@@ -21,6 +24,7 @@ import io
 import os
 import random
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -117,18 +121,27 @@ class Run:
     tree_rss_mb: float
 
 
-def timed(label: str, command: list[str], **env: str) -> Run:
-    """Run a command, sampling its process tree's RSS; wait4 gives the largest single process."""
+def run_env(**extra: str) -> dict[str, str]:
+    """The environment for a run: ours, with bytecode caching on, plus extra."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, **extra}
+
+
+def timed(label: str, command: list[str], env: dict[str, str], *, sample_tree: bool = False) -> Run:
+    """Run a command; wait4 gives the largest single process's peak RSS.
+
+    With sample_tree, the process tree's PSS is sampled every 20 ms (tree_rss_mb). Only for
+    memory: reading smaps_rollup walks a process's page tables under its mmap lock, which slows
+    a process that maps its input files (as the export does) and so its time.
+    """
     start = time.perf_counter()
-    process = subprocess.Popen(
-        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    process = subprocess.Popen(command, env=run_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak_tree = 0
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak_tree
-        while not done.is_set():
+        while sample_tree and not done.is_set():
             peak_tree = max(peak_tree, _tree_rss_kb(process.pid))
             time.sleep(0.02)
 
@@ -199,7 +212,7 @@ def main() -> None:
     )
     parser.add_argument("--gb", type=float, default=1.0, help="corpus size in GB (default 1.0)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the fastest counts")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of runs; each one's fastest counts")
     parser.add_argument("--location", default="approx", help="export --location (default approx)")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/journal-bench-export"), help="work folder")
     args = parser.parse_args()
@@ -219,9 +232,9 @@ def main() -> None:
         text=True,
         check=True,
         capture_output=True,
-        env={**os.environ, **env},
+        env=run_env(**env),
     )
-    imported = timed("journal import", journal(home, "import", str(work / "corpus")), **env)
+    imported = timed("journal import", journal(home, "import", str(work / "corpus")), env)
     originals = sorted((home / "uploads" / "originals").rglob("*.jpg"))
     total = sum(p.stat().st_size for p in originals)
     read_all(originals)
@@ -238,58 +251,77 @@ def main() -> None:
             else:
                 entry.unlink()
 
-    def best(label: str, command: list[str], **run_env: str) -> Run:
-        """The fastest of --repeat runs (the machine may be shared); the largest memory seen."""
-        tries = []
-        for _ in range(args.repeat):
-            tries.append(timed(label, command, **run_env))
-            clean()
-        fastest = min(tries, key=lambda run: run.seconds)
-        return Run(
-            label, fastest.seconds, max(r.peak_rss_mb for r in tries), max(r.tree_rss_mb for r in tries)
-        )
-
-    print(f"load average before: {os.getloadavg()[0]:.2f}")
     cp_sync = f"cp -r '{source}' '{scratch}/cp' && sync"
     zip_sync = f"zip -0 -r -q '{scratch}/o.zip' '{source}' && sync"
     export_args = ("export", "--all", "--location", args.location, "--out")
-    runs = [
-        best("cp -r", ["cp", "-r", source, str(scratch / "cp")]),
-        best("cp -r + sync", ["sh", "-c", cp_sync]),
-        best("zip -0 -r", ["zip", "-0", "-r", "-q", str(scratch / "o.zip"), source]),
-        best("zip -0 -r + sync", ["sh", "-c", zip_sync]),
+    commands: list[tuple[str, list[str], dict[str, str]]] = [
+        ("cp -r", ["cp", "-r", source, str(scratch / "cp")], {}),
+        ("cp -r + sync", ["sh", "-c", cp_sync], {}),
+        ("zip -0 -r", ["zip", "-0", "-r", "-q", str(scratch / "o.zip"), source], {}),
+        ("zip -0 -r + sync", ["sh", "-c", zip_sync], {}),
+        (
+            "export original",
+            journal(home, *export_args, str(scratch / "o"), "--platform", "original"),
+            env,
+        ),
+        (
+            "export instagram",
+            journal(home, *export_args, str(scratch / "i"), "--platform", "instagram"),
+            env,
+        ),
+        # Every post is in an `original` bundle by now: a run with nothing to do is the fixed start-up cost.
+        ("export (nothing to do)", journal(home, "export", "--out", str(scratch / "n")), env),
     ]
-    original = best(
-        "export original", journal(home, *export_args, str(scratch / "o"), "--platform", "original"), **env
-    )
-    instagram = best(
-        "export instagram", journal(home, *export_args, str(scratch / "i"), "--platform", "instagram"), **env
-    )
-    # Every post is in an `original` bundle now: a run with nothing to do is the fixed start-up cost.
-    noop = best("export (nothing to do)", journal(home, "export", "--out", str(scratch / "n")), **env)
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    tries: dict[str, list[Run]] = {label: [] for label, _, _ in commands}
+    for _ in range(args.repeat):
+        for label, command, command_env in commands:
+            tries[label].append(timed(label, command, command_env))
+            clean()
+    memory: dict[str, float] = {}  # one more run of each, sampling the whole process tree's memory
+    for label, command, command_env in commands:
+        memory[label] = timed(label, command, command_env, sample_tree=True).tree_rss_mb
+        clean()
     web_s = min(web_renditions(originals, scratch / "web", args.workers) for _ in range(args.repeat))
-    runs += [original, instagram, noop]
-    print(f"load average after: {os.getloadavg()[0]:.2f} (best of {args.repeat} runs each)")
+    runs = [
+        Run(
+            label,
+            min(run.seconds for run in tries[label]),
+            max(run.peak_rss_mb for run in tries[label]),
+            memory[label],
+        )
+        for label, _, _ in commands
+    ]
+    median = {label: statistics.median(run.seconds for run in tries[label]) for label in tries}
+    by = {run.label: run for run in runs}
+    original, instagram, noop = by["export original"], by["export instagram"], by["export (nothing to do)"]
+    print(f"load average after: {os.getloadavg()[0]:.2f} (fastest of {args.repeat} rounds each)")
 
     print(
         f"\njournal import: {len(originals)} photos in {imported.seconds:.1f} s "
         f"= {len(originals) / imported.seconds:.2f} photos/s\n"
     )
-    print(f"{'run':<20} {'seconds':>8} {'MB/s':>8} {'photos/s':>9} {'peak RSS':>10} {'tree RSS':>10}")
+    print(
+        f"{'run':<22} {'seconds':>8} {'median':>7} {'MB/s':>8} {'photos/s':>9}"
+        f" {'peak RSS':>10} {'tree RSS':>10}"
+    )
     for run in runs:
         print(
-            f"{run.label:<20} {run.seconds:8.2f} {total / MB / run.seconds:8.1f} "
+            f"{run.label:<22} {run.seconds:8.2f} {median[run.label]:7.2f} {total / MB / run.seconds:8.1f} "
             f"{len(originals) / run.seconds:9.2f} {run.peak_rss_mb:8.0f} MB {run.tree_rss_mb:8.0f} MB"
         )
     print(
-        f"{'web renditions':<20} {web_s:8.2f} {total / MB / web_s:8.1f} {len(originals) / web_s:9.2f}"
+        f"{'web renditions':<22} {web_s:8.2f} {'':7} {total / MB / web_s:8.1f} {len(originals) / web_s:9.2f}"
         f"   (make_web_renditions, {args.workers} processes)"
     )
-    by = {run.label: run for run in runs}
     print("\nratios (higher is better for export):")
     print(
         f"  original MB/s / zip -0 MB/s          = {by['zip -0 -r'].seconds / original.seconds:.2f}"
         f"   (with sync: {by['zip -0 -r + sync'].seconds / original.seconds:.2f}; target >= 1)"
+    )
+    print(
+        f"  the same with median times           = {median['zip -0 -r'] / median['export original']:.2f}"
+        f"   (with sync: {median['zip -0 -r + sync'] / median['export original']:.2f})"
     )
     print(
         f"  original MB/s / cp -r MB/s           = {by['cp -r'].seconds / original.seconds:.2f}"
