@@ -334,8 +334,7 @@ def scrub_jpeg(src: bytes | BinaryIO | Path, dest: ByteSink, *, keep: ExifKeep) 
     """
     written = 0
     with _open_reader(src) as reader:
-        for piece in _pieces(reader, keep):
-            data = piece if isinstance(piece, bytes) else reader.span(*piece)
+        for _, data in _pieces_with_data(reader, keep):
             dest.write(data)
             written += len(data)
     return written
@@ -379,8 +378,7 @@ def plan_scrub(src: Path, *, keep: ExifKeep) -> ScrubPlan:
     digest = hashlib.sha256()
     size = 0
     with _open_reader(src) as reader:
-        for piece in _pieces(reader, keep):
-            data = piece if isinstance(piece, bytes) else reader.span(*piece)
+        for piece, data in _pieces_with_data(reader, keep):
             digest.update(data)
             size += len(data)
             last = pieces[-1] if pieces else None
@@ -406,6 +404,12 @@ def write_scrub_plan(plan: ScrubPlan, src: Path, dest: ByteSink) -> int:
         for at in range(start, end, CHUNK):
             dest.write(view[at : min(at + CHUNK, end)])
     return plan.size
+
+
+def _pieces_with_data(reader: _Reader, keep: ExifKeep) -> Iterator[tuple[Piece, bytes | memoryview]]:
+    """Each piece of the scrubbed JPEG with its bytes (a span's from the reader's buffer)."""
+    for piece in _pieces(reader, keep):
+        yield piece, piece if isinstance(piece, bytes) else reader.span(*piece)
 
 
 def _pieces(reader: _Reader, keep: ExifKeep) -> Iterator[Piece]:
