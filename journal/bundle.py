@@ -43,6 +43,8 @@ MANIFEST = "manifest.json"
 INDEX = "index.html"
 MAP = "map.html"
 ASSET_DIR = "assets/"
+PHOTO_DIR = "photos/"
+THUMB_DIR = "thumbs/"
 TEMPLATE = "export/index.html"
 
 #: A file's bytes: a file on disk, bytes in memory, or a function writing them to a sink.
@@ -75,7 +77,13 @@ def photo_entry_name(post_id: int, number: int, ext: str = "jpg") -> str:
     """The zip path of a post's n-th photo: photos/<post-id>-<n>.<ext>."""
     if post_id < 0 or number < 1 or not _EXTENSION.fullmatch(ext):
         raise InvalidInput("bad post id, photo number or extension for a bundle entry")
-    return f"photos/{int(post_id)}-{int(number)}.{ext}"
+    return f"{PHOTO_DIR}{int(post_id)}-{int(number)}.{ext}"
+
+
+def thumb_entry_name(path_in_zip: str) -> str:
+    """The zip path of a photo's small preview (for map markers): thumbs/<post-id>-<n>.jpg."""
+    stem = path_in_zip.removeprefix(PHOTO_DIR).rsplit(".", 1)[0]
+    return check_entry_name(f"{THUMB_DIR}{stem}.jpg")
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,9 @@ class BundleFile:
 
     A callable source that knows the SHA-256 of what it writes (a planned scrub, hashed by the
     worker that planned it) gives it as sha256, with size_hint its exact size: the writer then
-    checks the size instead of hashing the bytes a second time.
+    checks the size instead of hashing the bytes a second time. `thumb` is a small JPEG without
+    metadata (the library's thumbnail) that the bundle's map shows instead of the photo itself
+    (only a located post's first photo goes on the map, so only its thumbnail is written).
     """
 
     path_in_zip: str
@@ -93,6 +103,7 @@ class BundleFile:
     height: int
     size_hint: int | None = None
     sha256: str | None = None
+    thumb: Path | None = None
 
     def __post_init__(self) -> None:
         check_entry_name(self.path_in_zip)
@@ -104,6 +115,11 @@ class BundleFile:
             callable(self.source) and re.fullmatch(r"[0-9a-f]{64}", self.sha256)
         ):
             raise InvalidInput("a known sha256 is 64 hex digits, for a generated file")
+
+    @property
+    def thumb_in_zip(self) -> str | None:
+        """Where the thumbnail goes in the zip, when there is one."""
+        return thumb_entry_name(self.path_in_zip) if self.thumb is not None else None
 
     def size_bound(self) -> int:
         """Bytes this file will have (exact for paths and bytes, the hint for generated files)."""
@@ -193,6 +209,7 @@ def write_bundle_zip(
             zipfile.ZipFile(cast(IO[bytes], stage), "w", allowZip64=True) as archive,
         ):
             entries = _write_photos(archive, posts, stamp)
+            _write_thumbs(archive, posts, stamp)
             manifest = build_manifest(posts, entries, batch=batch, batches=batches, created_at=created_at)
             _write_text(archive, MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1), stamp)
             _write_text(archive, INDEX, index_html, stamp)
@@ -222,9 +239,11 @@ def _check_unique_names(posts: Sequence[BundlePost], has_map: bool) -> None:
     names = [MANIFEST, INDEX] + ([MAP] if has_map else [])
     for post in posts:
         for file in post.files:
-            if file.path_in_zip.startswith(ASSET_DIR):
-                raise InvalidInput(f"photo entry inside assets/: {file.path_in_zip!r}")
+            if file.path_in_zip.startswith((ASSET_DIR, THUMB_DIR)):
+                raise InvalidInput(f"photo entry inside assets/ or thumbs/: {file.path_in_zip!r}")
             names.append(file.path_in_zip)
+            if file.thumb_in_zip is not None:
+                names.append(file.thumb_in_zip)
     seen: set[str] = set()
     for name in names:
         if name.lower() in seen:
@@ -369,6 +388,25 @@ def _write_photos(
     return [[_file_entry(file, *next(done)) for file in post.files] for post in posts]
 
 
+def _write_thumbs(
+    archive: zipfile.ZipFile, posts: Sequence[BundlePost], stamp: tuple[int, int, int, int, int, int]
+) -> None:
+    """Copy the thumbnails the map shows (stored: JPEG does not deflate)."""
+    for post in _located(posts):
+        file = post.files[0]
+        if file.thumb is not None and file.thumb_in_zip is not None:
+            _write_asset(archive, file.thumb_in_zip, file.thumb, stamp)
+
+
+def _located(posts: Sequence[BundlePost]) -> list[BundlePost]:
+    """The posts the map shows: located, with a photo, the first part of a split post only."""
+    shown: dict[int, BundlePost] = {}
+    for post in posts:
+        if post.location is not None and post.files and post.id not in shown:
+            shown[post.id] = post
+    return list(shown.values())
+
+
 def _file_entry(file: BundleFile, sha256: str, size: int) -> dict[str, Any]:
     """A file's manifest entry."""
     return {
@@ -506,25 +544,20 @@ def render_index_html(
 
 
 def map_point_data(posts: Sequence[BundlePost]) -> list[dict[str, Any]]:
-    """mapview.MapPoint fields of each located post (the first part of a split post), as plain data."""
-    points: list[dict[str, Any]] = []
-    seen: set[int] = set()
-    for post in posts:
-        if post.location is None or post.id in seen:
-            continue
-        seen.add(post.id)
-        points.append(
-            {
-                "id": post.id,
-                "lat": post.location["lat"],
-                "lon": post.location["lon"],
-                "caption": post.caption,
-                "taken_at": post.taken_at_local or post.taken_at_utc,
-                "place": post.place,
-                "thumb_url": post.files[0].path_in_zip if post.files else None,
-            }
-        )
-    return points
+    """mapview.MapPoint fields of each post the map shows (see _located), as plain data."""
+    return [
+        {
+            "id": post.id,
+            "lat": post.location["lat"],
+            "lon": post.location["lon"],
+            "caption": post.caption,
+            "taken_at": post.taken_at_local or post.taken_at_utc,
+            "place": post.place,
+            "thumb_url": post.files[0].thumb_in_zip or post.files[0].path_in_zip,
+        }
+        for post in _located(posts)
+        if post.location is not None
+    ]
 
 
 def render_map_page(points: Sequence[dict[str, Any]], title: str) -> MapPage:
@@ -592,6 +625,9 @@ def build_bundle(
 def estimate_post_bytes(post: BundlePost) -> int:
     """Upper bound of what one post adds to a bundle zip: its files plus its share of the text entries."""
     files = sum(zip_entry_size(f.path_in_zip, f.size_bound()) for f in post.files)
+    marker = post.files[0] if post.location is not None and post.files else None
+    if marker is not None and marker.thumb is not None and marker.thumb_in_zip is not None:
+        files += zip_entry_size(marker.thumb_in_zip, marker.thumb.stat().st_size)
     text_chars = len(post.caption) + len(post.place or "")
     markup = _POST_MARKUP_BYTES + _FILE_MARKUP_BYTES * len(post.files)
     return files + markup + _TEXT_BYTES_PER_CHAR * text_chars

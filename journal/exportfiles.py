@@ -91,6 +91,7 @@ class FileJob:
     orientation: int | None
     max_pixels: int
     streamed: bool = False  # a scrub only planned here, written into the bundle by the bundle writer
+    thumb: Path | None = None  # the library's thumbnail, for the bundle's map
 
     @property
     def ext(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -470,3 +471,43 @@ def test_planned_batches_stay_under_the_limit(tmp_path: Path) -> None:
         assert info.bytes <= sum(estimate_post_bytes(p) for p in posts) + bundle.estimate_fixed_bytes(
             title="Trip", with_map=True
         )
+
+
+def test_the_map_shows_thumbnails_shipped_beside_the_photos(tmp_path: Path, photos: list[Path]) -> None:
+    thumbs = [make_jpeg(tmp_path / f"thumb-{i}.jpg", (40, 30), seed=10 + i) for i in range(2)]
+    files = (
+        BundleFile(photo_entry_name(3, 1), photos[0], 120, 80, thumb=thumbs[0]),
+        BundleFile(photo_entry_name(3, 2), photos[1], 120, 80, thumb=thumbs[1]),
+    )
+    post = BundlePost(3, "x", False, None, None, "Lyon", {"lat": 45.76, "lon": 4.84}, files)
+    bare = BundlePost(
+        4,
+        "y",
+        False,
+        None,
+        None,
+        "Lyon",
+        {"lat": 45.7, "lon": 4.8},
+        (BundleFile(photo_entry_name(4, 1), photos[2], 120, 80),),
+    )
+    info = build_bundle(
+        tmp_path / "b.zip", posts=[post, bare], batch=1, batches=1, created_at=CREATED, title="t"
+    )
+    with zipfile.ZipFile(info.path) as archive:
+        assert archive.read("thumbs/3-1.jpg") == thumbs[0].read_bytes()
+        assert archive.getinfo("thumbs/3-1.jpg").compress_type == zipfile.ZIP_STORED
+        # Only the map's marker image (a located post's first photo) needs one.
+        assert [name for name in archive.namelist() if name.startswith("thumbs/")] == ["thumbs/3-1.jpg"]
+        map_page = archive.read("map.html").decode()
+    assert '"thumb_url":"thumbs/3-1.jpg"' in map_page  # not the full photo
+    assert '"thumb_url":"photos/4-1.jpg"' in map_page  # no thumbnail: the photo itself
+    assert [f["path"] for p in info.manifest["posts"] for f in p["files"]] == [
+        "photos/3-1.jpg",
+        "photos/3-2.jpg",
+        "photos/4-1.jpg",
+    ]  # thumbnails are not files to publish
+    assert info.bytes <= sum(estimate_post_bytes(p) for p in (post, bare)) + bundle.estimate_fixed_bytes(
+        title="t", with_map=True
+    )
+    unlocated = dataclasses.replace(post, location=None)
+    assert estimate_post_bytes(post) - estimate_post_bytes(unlocated) >= thumbs[0].stat().st_size

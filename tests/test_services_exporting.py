@@ -242,6 +242,25 @@ def test_a_damaged_original_is_left_out_and_the_rest_exported(
         assert exported == set(library.posts.values()) - {library.posts["berlin"]}
 
 
+@pytest.mark.parametrize("platform", ["original", "instagram"])
+def test_the_bundle_map_uses_the_librarys_thumbnails(
+    settings: Settings, session_factory: sessionmaker[Session], library: Library, platform: str
+) -> None:
+    outcome = export(settings, session_factory, library.user_id, platform=platform, location="exact")
+    with zipfile.ZipFile(outcome.bundles[0].path) as archive:
+        names = archive.namelist()
+        thumbs = {name: archive.read(name) for name in names if name.startswith("thumbs/")}
+        map_page = archive.read("map.html").decode()
+    located = [library.posts[name] for name in ("korea", "berlin", "many")]  # "nowhere" has no position
+    assert sorted(thumbs) == sorted(f"thumbs/{post}-1.jpg" for post in located)
+    for name, data in thumbs.items():  # small, and nothing but pixels
+        assert not exif_tags(data) and not has_gps(data) and SERIAL.encode() not in data, name
+        with Image.open(io.BytesIO(data)) as image:
+            assert max(image.size) <= settings.thumb_size
+    korea = library.posts["korea"]
+    assert f'"thumb_url":"thumbs/{korea}-1.jpg"' in map_page and '"thumb_url":"photos/' not in map_page
+
+
 def test_not_exported_yet_is_per_platform(
     settings: Settings, session_factory: sessionmaker[Session], library: Library
 ) -> None:

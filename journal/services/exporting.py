@@ -46,7 +46,7 @@ from typing import Literal, get_args
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import bundle, mail, privacy
+from journal import bundle, mail, privacy, storage
 from journal.batching import MIME_MESSAGE_OVERHEAD, MIME_PART_OVERHEAD, eml_attachment_bytes, plan_batches
 from journal.config import Settings
 from journal.errors import InvalidInput, NotFound, UnreadableFile
@@ -149,6 +149,7 @@ class PhotoSource:
     alt: float | None
     place: str | None
     country: str | None
+    thumb: Path | None = None  # the library's thumbnail (no metadata), when it is on disk
 
     @property
     def position(self) -> tuple[float, float] | None:
@@ -244,7 +245,14 @@ def _photo_source(settings: Settings, photo: Photo) -> PhotoSource:
         alt=photo.alt,
         place=photo.place,
         country=photo.country,
+        thumb=_thumb_of(settings, photo),
     )
+
+
+def _thumb_of(settings: Settings, photo: Photo) -> Path | None:
+    """The photo's library thumbnail (metadata already stripped), when it is on disk."""
+    path = settings.uploads_dir / storage.rendition_relpath(photo.user_id, photo.sha256, "thumb")
+    return path if path.is_file() else None
 
 
 def _post_order(post: PostSource) -> tuple[bool, datetime, int]:
@@ -358,6 +366,7 @@ def plan_jobs(
                 orientation=photo.orientation,
                 max_pixels=max_pixels,
                 streamed=streamed and kind == "scrub",
+                thumb=photo.thumb,
             )
         )
     return jobs
@@ -572,10 +581,10 @@ def _bundle_file(
         writer = functools.partial(_write_planned, job, made.plan, ticker)
         size, sha256 = made.plan.size, made.plan.sha256
         return bundle.BundleFile(
-            entry_name(job), writer, made.width, made.height, size_hint=size, sha256=sha256
+            entry_name(job), writer, made.width, made.height, size_hint=size, sha256=sha256, thumb=job.thumb
         )
     assert made.path is not None
-    return bundle.BundleFile(entry_name(job), made.path, made.width, made.height)
+    return bundle.BundleFile(entry_name(job), made.path, made.width, made.height, thumb=job.thumb)
 
 
 def entry_name(job: FileJob) -> str:
