@@ -59,16 +59,6 @@ WEBP_EFFORT = 50
 
 _LOSSLESS: dict[str, FileKind] = {"PNG": "png", "WEBP": "webp"}
 _JPEG_FORMATS = frozenset({"JPEG", "MPO"})
-#: EXIF Orientation -> the transpose that makes the pixels upright (EXIF 2.32, 4.6.4 A).
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 #: What Pillow, its plug-ins and the scrubber raise for a damaged file.
 FILE_ERRORS = (JournalError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
@@ -227,8 +217,7 @@ def _save_lossless(job: FileJob) -> tuple[int, int]:
             for key in ("transparency", "icc_profile")
             if source.info.get(key) is not None
         }
-    if job.orientation in _TRANSPOSE:
-        image = image.transpose(_TRANSPOSE[job.orientation])
+    image = renditions.upright(image, job.orientation)
     image.info = kept  # nothing else is copied: no text chunks, XMP or old EXIF
     exif = privacy.build_exif(job.keep)
     with job.dest.open("wb") as handle:

@@ -513,10 +513,14 @@ def _resizable(image: Image.Image) -> Image.Image:
 def _finish(image: Image.Image, icc: bytes | None, turn: int, to_srgb: bool) -> Image.Image:
     """Flatten, convert to RGB, make upright, and leave only the colour profile in info."""
     image, icc = _to_rgb(image, icc, to_srgb)
-    if turn in _TRANSPOSE:
-        image = image.transpose(_TRANSPOSE[turn])
+    image = upright(image, turn)
     image.info = {"icc_profile": icc} if icc else {}
     return image
+
+
+def upright(image: Image.Image, orientation: int | None) -> Image.Image:
+    """The pixels turned as EXIF `orientation` says (1, None or an unknown value: as they are)."""
+    return image.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else image
 
 
 def _to_rgb(image: Image.Image, icc: bytes | None, to_srgb: bool) -> tuple[Image.Image, bytes | None]:
