@@ -14,7 +14,12 @@ target_metadata = Base.metadata
 
 def run_migrations_online() -> None:
     """Run migrations in batch mode so SQLite can alter tables."""
-    engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
+    engine = config.attributes.get("engine")
+    if engine is None:
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("no engine and no sqlalchemy.url to migrate")
+        engine = create_engine(url)
     with engine.connect() as connection:
         context.configure(
             connection=connection,

@@ -184,7 +184,7 @@ def logout() -> Any:
 
 
 @bp.route("/accounts", methods=["GET", "POST"])
-@login_required  # type: ignore[misc]
+@login_required
 def accounts() -> Any:
     """The owner adds accounts; each account has its own journal."""
     if not current_user.is_owner:
