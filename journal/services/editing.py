@@ -23,6 +23,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from journal import geo, places, storage
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, Tag, Trip, utcnow
+from journal.services.owned import owned
 
 logger = logging.getLogger(__name__)
 
@@ -109,10 +110,7 @@ def user_trip(session: Session, user_id: int, trip_id: int | None) -> Trip | Non
     """The user's trip (None for no trip); NotFound for another user's or a missing trip."""
     if trip_id is None:
         return None
-    trip = session.get(Trip, trip_id)
-    if trip is None or trip.user_id != user_id:
-        raise NotFound("no such trip")
-    return trip
+    return owned(session, Trip, trip_id, user_id, "trip")
 
 
 def set_trip(session: Session, post: Post, trip_id: int | None) -> None:

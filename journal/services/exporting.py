@@ -56,6 +56,7 @@ from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Tri
 from journal.platforms import Platform, fit_caption, get_platform, part_suffix, split_post
 from journal.privacy import ExifKeep, LocationMode
 from journal.services.housekeeping import writer_guard
+from journal.services.owned import owned
 from journal.services.zones import zones_for
 from journal.storage import atomic_write
 from journal.streams import ByteSink
@@ -178,10 +179,7 @@ def find_trip(session: Session, user_id: int, title: str) -> Trip:
 
 def check_trip(session: Session, user_id: int, trip_id: int) -> Trip:
     """The user's trip with that id; NotFound for a missing id or somebody else's trip."""
-    trip = session.get(Trip, trip_id)
-    if trip is None or trip.user_id != user_id:
-        raise NotFound("no such trip")
-    return trip
+    return owned(session, Trip, trip_id, user_id, "trip")
 
 
 def exported_post_ids(platform: str, user_id: int) -> Select[int]:

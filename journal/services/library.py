@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, Trip, photo_sort_at
+from journal.services.owned import owned
 
 logger = logging.getLogger(__name__)
 
@@ -333,9 +334,7 @@ def library_counts(session: Session, user_id: int) -> LibraryCounts:
 def check_trip(session: Session, user_id: int, trip_id: int | None) -> None:
     """NotFound unless the trip is the user's (a filter on someone else's trip shows nothing, loudly)."""
     if trip_id is not None:
-        trip = session.get(Trip, trip_id)
-        if trip is None or trip.user_id != user_id:
-            raise NotFound("no such trip")
+        owned(session, Trip, trip_id, user_id, "trip")
 
 
 def list_page(
@@ -400,10 +399,7 @@ def grid_view(
 
 def get_photo(session: Session, user_id: int, photo_id: int) -> Photo:
     """The user's photo; NotFound for a missing id or somebody else's photo."""
-    photo = session.get(Photo, photo_id)
-    if photo is None or photo.user_id != user_id:
-        raise NotFound("no such photo")
-    return photo
+    return owned(session, Photo, photo_id, user_id, "photo")
 
 
 def neighbours(session: Session, photo: Photo, flt: LibraryFilter | None = None) -> Neighbours:

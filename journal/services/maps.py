@@ -30,6 +30,7 @@ from journal.config import Settings
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, TileSet, Track, Trip
 from journal.services.library import SortKey
+from journal.services.owned import owned
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +75,7 @@ class Scope:
 def scope_for(session: Session, user_id: int, trip_id: int | None = None) -> Scope:
     """A scope; NotFound for a trip that is missing or somebody else's."""
     if trip_id is not None:
-        trip = session.get(Trip, trip_id)
-        if trip is None or trip.user_id != user_id:
-            raise NotFound("no such trip")
+        owned(session, Trip, trip_id, user_id, "trip")
     return Scope(user_id, trip_id)
 
 

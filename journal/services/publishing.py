@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from journal import bundle, mail, storage
 from journal.errors import InvalidInput, JournalError, NotFound
 from journal.models import Export, ExportPost, OutgoingMessage, Post, Publication
+from journal.services.owned import owned
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +76,7 @@ def _status(published: bool, exported: bool) -> Status:
 
 def get_export(session: Session, user_id: int, export_id: int) -> Export:
     """The user's bundle record; NotFound for a missing id or somebody else's bundle."""
-    export = session.get(Export, export_id)
-    if export is None or export.user_id != user_id:
-        raise NotFound("no such bundle")
-    return export
+    return owned(session, Export, export_id, user_id, "bundle")
 
 
 def find_export_by_file(session: Session, user_id: int, path: Path) -> Export:
