@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, BrowserContext, Playwright, Route
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = (
@@ -131,3 +131,11 @@ def serve_directory(root: Path, *, headers: Mapping[str, str] | None = None) -> 
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def page_errors(page: Page) -> list[str]:
+    """A list that collects the page's uncaught errors and console errors from now on."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    return errors

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import launch_chromium, offline_context
+from tests.browser import launch_chromium, offline_context, page_errors
 from tests.conftest import EXIF_SAMPLES, PASSWORD, LiveServer
 
 pytestmark = [
@@ -69,9 +69,7 @@ def test_library_and_photo_page_in_the_browser(live_server: LiveServer, tmp_path
         offline_context(browser, viewport={"width": 1400, "height": 900}) as (context, log),
     ):
         page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        errors = page_errors(page)
 
         # The owner account, created through the set-up page.
         page.goto(base + "/")

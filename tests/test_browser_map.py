@@ -22,7 +22,7 @@ import pytest
 from journal import db
 from journal.config import Settings
 from journal.models import Photo, Post, Trip
-from tests.browser import chromium_available, launch_chromium, offline_context
+from tests.browser import chromium_available, launch_chromium, offline_context, page_errors
 from tests.conftest import GPX_SAMPLES, PASSWORD, LiveServer
 from tests.imaging import make_jpeg
 
@@ -145,9 +145,7 @@ def test_map_journal_in_the_browser(live_server: LiveServer, tmp_path: Path) -> 
         offline_context(browser, viewport={"width": 1400, "height": 900}) as (context, log),
     ):
         page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        errors = page_errors(page)
 
         page.goto(base + "/")
         page.fill("input[name=name]", "owner")
