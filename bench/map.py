@@ -189,11 +189,17 @@ def link_thumbnails(settings: Settings, user_id: int, count: int) -> None:
 def server_times(home: Path) -> tuple[float, int, float, int]:
     """Median seconds and bytes of GET /map and GET /api/photos.points (Flask test client)."""
     from journal.app import create_app
+    from journal.models import User
+    from journal.services import users
 
     app = create_app(Settings(home=home, workers=1), TESTING=True)
     client = app.test_client()
+    with app.extensions["journal.sessions"]() as s, s.begin():
+        owner = s.get(User, 1)
+        assert owner is not None
+        session_id = users.start_session(s, owner)  # the cookie names a server-side session
     with client.session_transaction() as sess:
-        sess["_user_id"] = "1"
+        sess["_user_id"] = session_id
         sess["_fresh"] = True
     result = []
     for url in ("/map", "/api/photos.points"):

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from journal.app import create_app
 from journal.config import Settings
-from journal.models import Photo, Post, Trip, photo_sort_at
+from journal.models import Photo, Post, Trip, User, photo_sort_at
 from journal.services import importing, users
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "exif"
@@ -119,10 +119,14 @@ def fill(factory: sessionmaker[Session], user_id: int, count: int, seed: int = 1
 
 
 def sign_in(app: Flask, user_id: int) -> FlaskClient:
-    """A test client whose session is the owner's (as Flask-Login stores it)."""
+    """A test client whose session is the owner's (as Flask-Login stores it: a server-side session id)."""
+    with app.extensions["journal.sessions"]() as s, s.begin():
+        owner = s.get(User, user_id)
+        assert owner is not None
+        session_id = users.start_session(s, owner)
     client = app.test_client()
     with client.session_transaction() as sess:
-        sess["_user_id"] = str(user_id)
+        sess["_user_id"] = session_id
         sess["_fresh"] = True
     return client
 

@@ -8,15 +8,16 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, g, has_request_context, jsonify, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from journal import db, errors, storage
 from journal.config import Settings
-from journal.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,14 @@ def load_secret_key(settings: Settings) -> bytes:
         return path.read_bytes()
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the cookie Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """Secure when configured so, or when this request is HTTPS (directly or via a trusted proxy)."""
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (has_request_context() and request.is_secure)
+
+
 def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     """Build the app for a data home; `config` overrides Flask settings (tests)."""
     settings = settings or Settings.from_env()
@@ -61,16 +70,30 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        # Remember-me is not offered; should a remember cookie arrive, it names a session id that
+        # the user loader checks like any other (so it cannot outlive a logout either).
+        REMEMBER_COOKIE_SECURE=settings.cookie_secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,
         # CSRF is checked in a before_request hook so bearer-token API calls can skip it.
         WTF_CSRF_CHECK_DEFAULT=False,
         JOURNAL_SETTINGS=settings,
     )
     app.config.update(config)
+    app.session_interface = SessionInterface()
+    if settings.proxy_fix:
+        # X-Forwarded-Host is not taken: a browser may send it, and the Host check must see the real one.
+        hops = settings.proxy_fix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     engine = db.make_engine(settings.database_url)
     db.ensure_schema(engine)
     app.extensions["journal.sessions"] = db.make_session_factory(engine)
     app.extensions["journal.engine"] = engine
+    from journal.services.throttle import Throttle
+
+    app.extensions["journal.throttle"] = Throttle()
     csrf.init_app(app)
     login_manager.init_app(app)
     _init_request_hooks(app)
@@ -101,11 +124,18 @@ def get_db() -> Session:
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> Any:
+def _load_user(session_id: str) -> Any:
+    """The cookie names a server-side session (not a user id), so that ending it revokes the cookie."""
+    from journal.services import users
     from journal.web.auth import LoginUser
 
-    user = get_db().get(User, int(user_id)) if user_id.isdigit() else None
-    return LoginUser(user) if user else None
+    session = get_db()
+    user = users.user_for_session(session, session_id)
+    if user is None:
+        return None
+    if session.dirty:
+        session.commit()  # keeps last_seen_at
+    return LoginUser(user, session_id=session_id)
 
 
 def _init_request_hooks(app: Flask) -> None:
@@ -113,8 +143,9 @@ def _init_request_hooks(app: Flask) -> None:
     def make_nonce() -> None:
         g.csp_nonce = secrets.token_urlsafe(16)
 
-    from journal.web.auth import require_login
+    from journal.web.auth import check_host, require_login
 
+    app.before_request(check_host)
     app.before_request(require_login)
 
     @app.after_request

@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -127,14 +128,37 @@ def user_add_cmd(journal: Journal, name: str, password_stdin: bool) -> None:
     """
     from journal.services import users
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin, "Password")
     with journal.transaction() as session:
         user = users.create_user(session, name, password)
         role = "owner" if user.is_owner else "user"
     click.echo(f"created {role} {name}")
+
+
+@user_group.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@pass_journal
+@reports_errors
+def user_passwd_cmd(journal: Journal, name: str, password_stdin: bool) -> None:
+    """Set a new password for an account and sign out every one of its sessions.
+
+    API tokens stay valid (list and revoke them with `journal token list` / `journal token revoke`).
+
+    Example: echo 'n3w-s3cret-pass' | journal user passwd alice --password-stdin
+    """
+    from journal.services import users
+
+    password = _read_password(password_stdin, "New password")
+    with journal.transaction() as session:
+        ended = users.set_password(session, users.get_user(session, name), password)
+    click.echo(f"password changed for {name}; {ended} session{'' if ended == 1 else 's'} signed out")
+
+
+def _read_password(from_stdin: bool, prompt: str) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
 
 
 @cli.group("token")
@@ -144,18 +168,70 @@ def token_group() -> None:
 
 @token_group.command("add")
 @click.option("--user", "user_name", help="Account name (may be left out when there is one account).")
+@click.option("--name", "label", help="What the token is for (shown by `journal token list`).")
+@click.option(
+    "--expires-days",
+    type=click.IntRange(1, 3650),
+    help="Refuse the token after this many days (default: never expires).",
+)
 @pass_journal
 @reports_errors
-def token_add_cmd(journal: Journal, user_name: str | None) -> None:
-    """Print a new API token for /api/* (shown once, stored hashed).
+def token_add_cmd(
+    journal: Journal, user_name: str | None, label: str | None, expires_days: int | None
+) -> None:
+    """Print a new API token for /api/* (shown once, stored hashed); only the token goes to stdout.
 
-    Example: journal token add --user alice
+    Example: journal token add --user alice --name phone --expires-days 90
     """
     from journal.services import users
 
     with journal.transaction() as session:
-        token = users.create_token(session, users.get_user(session, user_name))
+        token = users.create_token(
+            session, users.get_user(session, user_name), label, expires_days=expires_days
+        )
     click.echo(token)
+
+
+@token_group.command("list")
+@click.option("--user", "user_name", help="Only this account's tokens (default: every account's).")
+@pass_journal
+@reports_errors
+def token_list_cmd(journal: Journal, user_name: str | None) -> None:
+    """List API tokens: id, account, name, created, last used, expires (times in UTC).
+
+    Example: journal token list --user alice
+    """
+    from journal.services import users
+
+    with journal.transaction() as session:
+        user = users.get_user(session, user_name) if user_name else None
+        rows = users.list_tokens(session, user)
+    click.echo("\t".join(("id", "user", "name", "created", "last used", "expires")))
+    for row in rows:
+        expires = (_utc_minute(row.expires_at) or "never") + (" (expired)" if row.expired else "")
+        used = _utc_minute(row.last_used_at) or "never"
+        cells = (str(row.id), row.user, row.name or "-", _utc_minute(row.created_at), used, expires)
+        click.echo("\t".join(cells))
+
+
+def _utc_minute(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+@token_group.command("revoke")
+@click.argument("token_id", type=int)
+@pass_journal
+@reports_errors
+def token_revoke_cmd(journal: Journal, token_id: int) -> None:
+    """Revoke an API token by its id (from `journal token list`): it is refused from now on.
+
+    Example: journal token revoke 3
+    """
+    from journal.services import users
+
+    with journal.transaction() as session:
+        name = users.revoke_token(session, token_id)
+    click.echo(f"revoked token {token_id}{f' ({name})' if name else ''}")
 
 
 @cli.command("import")

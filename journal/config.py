@@ -31,6 +31,13 @@ class Settings:
     track_max_gap_s: int = 300
     #: Optional online tile URL template, off by default: the map never needs it.
     online_tiles_url: str = ""
+    #: Reverse proxies in front of the app to trust for X-Forwarded-For/-Proto (0: none).
+    proxy_fix: int = 0
+    #: Mark the session cookie Secure even on plain-HTTP requests (it is Secure on HTTPS anyway).
+    cookie_secure: bool = False
+    #: Host names the app answers on (besides IP literals and localhost); empty: any name, except
+    #: that /setup answers only on an IP literal or localhost (no claiming through DNS rebinding).
+    trusted_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.thumb_size <= 0 or self.web_size < self.thumb_size:
@@ -39,6 +46,8 @@ class Settings:
             raise ValueError("web_size_tolerance must be in [0, 0.5)")
         if self.max_pixels <= 0 or self.max_upload_bytes <= 0 or self.workers <= 0:
             raise ValueError("limits must be positive")
+        if not 0 <= self.proxy_fix <= 5:
+            raise ValueError("proxy_fix is the number of trusted proxies, 0 to 5")
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'journal.db'}")
 
@@ -95,5 +104,17 @@ class Settings:
                 values[name] = number * 1_000_000 if key.endswith("_MB") else number
         if env.get("JOURNAL_ONLINE_TILES_URL"):
             values["online_tiles_url"] = env["JOURNAL_ONLINE_TILES_URL"]
+        if env.get("JOURNAL_PROXY_FIX"):
+            values["proxy_fix"] = int(env["JOURNAL_PROXY_FIX"])
+        if env.get("JOURNAL_COOKIE_SECURE"):
+            values["cookie_secure"] = env["JOURNAL_COOKIE_SECURE"].strip().lower() in (
+                "1",
+                "true",
+                "yes",
+                "on",
+            )
+        if env.get("JOURNAL_TRUSTED_HOSTS"):
+            names = (name.strip().lower() for name in env["JOURNAL_TRUSTED_HOSTS"].split(","))
+            values["trusted_hosts"] = tuple(name for name in names if name)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -69,9 +69,44 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The token's name, chosen by its owner (shown in `journal token list` and on the tokens page).
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: After this moment the token is refused (NULL: never expires).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserSession(Base):
+    """A signed-in browser: the cookie carries a random id whose SHA-256 is this row.
+
+    Deleting the row (logout, password change, "sign out everywhere") revokes that cookie even if
+    it was copied: Flask's cookie sessions are only signed, so revocation has to live here.
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Refreshed at most every few minutes; sessions idle for long are pruned.
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class LoginThrottle(Base):
+    """Failed sign-in attempts per key ("user:NAME" or "addr:NETWORK"), shared by every process.
+
+    The delay until ``next_at`` applies to every attempt on that key; rows idle for long are
+    pruned and the table is capped (see services/throttle.py).
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Trip(Base):

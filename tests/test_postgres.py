@@ -109,3 +109,29 @@ def test_import_into_postgres(postgres_url: str, tmp_path: Path, monkeypatch: py
         assert session.scalar(select(Trip.title)) == "Pyongyang"
     engine.dispose()
     assert not (tmp_path / "home" / "journal.db").exists()
+
+
+def test_throttle_and_sessions_on_postgres(postgres_url: str) -> None:
+    from journal.services import users
+    from journal.services.throttle import Throttle
+    from tests.test_services_throttle import Clock
+
+    engine = db.make_engine(postgres_url)
+    db.ensure_schema(engine)
+    sessions = db.make_session_factory(engine)
+    throttle = Throttle(clock=Clock())
+    with sessions() as s:
+        for i in range(5):  # the row is made with PostgreSQL's INSERT .. ON CONFLICT DO NOTHING
+            assert throttle.claim(s, "pg-bob", f"2001:db8:{i}::1") == 0.0
+            s.commit()
+        assert throttle.claim(s, "pg-bob", "192.0.2.1") == 1.0
+        throttle.prune(s)
+        s.commit()
+        user = users.create_user(s, "pg-session-user", "password123")
+        session_id = users.start_session(s, user)
+        s.commit()
+        assert users.user_for_session(s, session_id) == user
+        users.end_session(s, session_id)
+        s.commit()
+        assert users.user_for_session(s, session_id) is None
+    engine.dispose()

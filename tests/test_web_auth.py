@@ -1,11 +1,14 @@
-"""Owner set-up, login, logout, CSRF, bearer tokens and security headers."""
+"""Owner set-up, login, logout, throttling, CSRF, bearer tokens and security headers."""
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from journal.app import create_app
 from tests.conftest import PASSWORD, csrf_token, make_user, sign_in
+from tests.test_services_throttle import Clock
 
 
 def test_healthz_needs_no_login(client: FlaskClient) -> None:
@@ -43,18 +46,65 @@ def test_pages_redirect_to_login_and_api_answers_401(app: Flask, client: FlaskCl
     assert client.get("/api/photos.geojson").status_code == 401
 
 
-def test_wrong_password_and_throttle(app: Flask, client: FlaskClient) -> None:
-    make_user(app, "bob")
+@pytest.fixture
+def clock(app: Flask) -> Clock:
+    """The app's throttle clock, moved by hand (no sleeping)."""
+    fake = Clock()
+    app.extensions["journal.throttle"].clock = fake
+    return fake
+
+
+def attempt(client: FlaskClient, name: str, password: str, address: str = "127.0.0.1") -> int:
     token = csrf_token(client)
-    statuses = [
-        client.post("/login", data={"name": "bob", "password": "nope-nope", "csrf_token": token}).status_code
-        for _ in range(7)
-    ]
-    assert statuses[:5] == [401] * 5
-    assert 429 in statuses[5:]
-    # even the right password waits while throttled
-    ok = client.post("/login", data={"name": "bob", "password": PASSWORD, "csrf_token": token})
-    assert ok.status_code == 429
+    data = {"name": name, "password": password, "csrf_token": token}
+    return client.post("/login", data=data, environ_base={"REMOTE_ADDR": address}).status_code
+
+
+def test_wrong_password_and_throttle(app: Flask, client: FlaskClient, clock: Clock) -> None:
+    make_user(app, "bob")
+    statuses = [attempt(client, "bob", "nope-nope") for _ in range(7)]
+    assert statuses == [401] * 5 + [429] * 2
+    assert attempt(client, "bob", PASSWORD) == 429  # even the right password waits while throttled
+    clock.advance(1)
+    assert attempt(client, "bob", PASSWORD) == 302  # ... and works once the delay has run out
+
+
+def test_other_addresses_get_no_fresh_tries(app: Flask, client: FlaskClient, clock: Clock) -> None:
+    make_user(app, "bob")
+    assert [attempt(client, "bob", "nope-nope", f"198.51.100.{i}") for i in range(5)] == [401] * 5
+    assert attempt(client, "bob", "nope-nope", "198.51.100.99") == 429
+    assert attempt(client, "bob", "nope-nope", "2001:db8::1") == 429
+    page = client.post("/login", data={"name": "bob", "password": "x", "csrf_token": csrf_token(client)})
+    assert "Try again in" in page.get_data(as_text=True)
+
+
+def test_a_hostile_address_does_not_lock_out_the_real_user(
+    app: Flask, client: FlaskClient, clock: Clock
+) -> None:
+    make_user(app, "bob")
+    for _ in range(21):  # each try as soon as the (capped) delay allows
+        assert attempt(client, "bob", "nope-nope", "203.0.113.66") == 401
+        clock.advance(60)
+    attempt(client, "bob", "nope-nope", "203.0.113.66")
+    assert attempt(client, "bob", PASSWORD, "192.0.2.10") == 429
+    clock.advance(60)  # the cap: never longer
+    assert attempt(client, "bob", PASSWORD, "192.0.2.10") == 302
+    assert attempt(app.test_client(), "carol", "nope-nope", "203.0.113.66") == 401
+    assert attempt(app.test_client(), "dave", "nope-nope", "203.0.113.66") == 429  # still slowed
+
+
+def test_two_app_instances_share_the_throttle(app: Flask, client: FlaskClient, clock: Clock) -> None:
+    make_user(app, "bob")
+    second = create_app(app.config["JOURNAL_SETTINGS"], TESTING=True)
+    second.extensions["journal.throttle"].clock = clock
+    other = second.test_client()
+    try:
+        for i in range(5):
+            assert attempt(client if i % 2 else other, "bob", "nope-nope", f"198.51.100.{i}") == 401
+        assert attempt(other, "bob", PASSWORD, "192.0.2.1") == 429
+        assert attempt(client, "bob", PASSWORD, "192.0.2.1") == 429
+    finally:
+        second.extensions["journal.engine"].dispose()
 
 
 def test_login_and_logout(app: Flask, client: FlaskClient) -> None:

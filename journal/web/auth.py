@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from werkzeug.sansio.utils import host_is_trusted as werkzeug_host_is_trusted
 from werkzeug.wrappers import Response
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms import IntegerField, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
 
-from journal.app import csrf, get_db, login_manager
-from journal.errors import JournalError
+from journal.app import csrf, get_db, get_settings, login_manager
+from journal.errors import AuthError, JournalError
 from journal.models import User
 from journal.services import users
+from journal.services.throttle import Throttle
 
 bp = Blueprint("auth", __name__)
 
@@ -26,55 +37,62 @@ PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "main.healthz", "static"}
 
 
 class LoginUser:
-    """Flask-Login's view of a User row."""
+    """Flask-Login's view of a User row, signed in through one server-side session (or a token)."""
 
     is_active = True
     is_anonymous = False
     is_authenticated = True
 
-    def __init__(self, user: User) -> None:
+    def __init__(self, user: User, session_id: str | None = None) -> None:
         self.user = user
         self.id = user.id
         self.name = user.name
         self.is_owner = user.is_owner
+        self.session_id = session_id
 
-    def get_id(self) -> str:
-        """The id kept in the session cookie."""
-        return str(self.user.id)
-
-
-class Throttle:
-    """Slows down repeated failed logins per client address and name (in memory, per process)."""
-
-    def __init__(self, free: int = 5, window_s: float = 900.0) -> None:
-        self.free = free
-        self.window_s = window_s
-        self._failures: dict[str, list[float]] = defaultdict(list)
-        self._lock = threading.Lock()
-
-    def wait_seconds(self, key: str) -> float:
-        """Seconds the client must wait before the next try (0 when it may try now)."""
-        with self._lock:
-            now = time.monotonic()
-            recent = [t for t in self._failures[key] if now - t < self.window_s]
-            self._failures[key] = recent
-            if len(recent) < self.free:
-                return 0.0
-            delay = min(2.0 ** (len(recent) - self.free + 1), self.window_s)
-            return max(0.0, recent[-1] + delay - now)
-
-    def failed(self, key: str) -> None:
-        """Count a failed attempt."""
-        with self._lock:
-            self._failures[key].append(time.monotonic())
-
-    def succeeded(self, key: str) -> None:
-        """Forget the failures after a good login."""
-        with self._lock:
-            self._failures.pop(key, None)
+    def get_id(self) -> str | None:
+        """What the session cookie keeps: the session's id, checked against the database each request."""
+        return self.session_id
 
 
-throttle = Throttle()
+def get_throttle() -> Throttle:
+    """The app's sign-in throttle (its state is in the database, shared by every process)."""
+    throttle: Throttle = current_app.extensions["journal.throttle"]
+    return throttle
+
+
+def host_is_trusted(host: str, trusted: tuple[str, ...]) -> bool:
+    """IP literals and localhost always (DNS rebinding needs a name); other names only when listed."""
+    name = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        return True
+    if name.lower() == "localhost":
+        return True
+    return bool(trusted) and werkzeug_host_is_trusted(host, trusted)
+
+
+def check_host() -> None:
+    """Before every request: answer only on a trusted Host when the names are configured, and on /setup."""
+    trusted = get_settings().trusted_hosts
+    if (trusted or request.endpoint == "auth.setup") and not host_is_trusted(request.host, trusted):
+        where = "the address of this machine (such as http://127.0.0.1:5000/)"
+        abort(
+            400,
+            description=f"This journal does not answer on that name. Open it at {where}, "
+            "or add the name to JOURNAL_TRUSTED_HOSTS.",
+        )
+
+
+def _sign_in(user: User) -> None:
+    """Start a server-side session for the user and put its id in the cookie (the caller commits first)."""
+    session = get_db()
+    session_id = users.start_session(session, user)
+    session.commit()
+    login_user(LoginUser(user, session_id=session_id))
 
 
 class SetupForm(FlaskForm):  # type: ignore[misc]
@@ -90,6 +108,24 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
 
     name = StringField("User name", validators=[DataRequired()])
     password = PasswordField("Password", validators=[DataRequired()])
+
+
+class PasswordForm(FlaskForm):  # type: ignore[misc]
+    """Change one's password (the current one is asked again)."""
+
+    current = PasswordField("Current password", validators=[DataRequired()])
+    password = PasswordField("New password", validators=[DataRequired(), Length(min=users.MIN_PASSWORD)])
+    confirm = PasswordField("Repeat new password", validators=[EqualTo("password", "The passwords differ.")])
+
+
+class TokenForm(FlaskForm):  # type: ignore[misc]
+    """Create an API token."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    expires_days = IntegerField(
+        "Expires after (days, empty: never)",
+        validators=[Optional(), NumberRange(min=1, max=users.MAX_TOKEN_DAYS)],
+    )
 
 
 @login_manager.request_loader
@@ -143,7 +179,7 @@ def setup() -> Any:
             form.name.errors.append(str(exc))
         else:
             session.commit()
-            login_user(LoginUser(user))
+            _sign_in(user)
             flash(f"Welcome, {user.name}. Your journal is ready: add your first photos.")
             return redirect(url_for("main.index"))
     return render_template("auth/setup.html", form=form)
@@ -151,34 +187,46 @@ def setup() -> Any:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
-    """Sign in with name and password (failed attempts slow down)."""
+    """Sign in with name and password (failed attempts impose a delay, per account and per network)."""
     session = get_db()
     if users.count_users(session) == 0:
         return redirect(url_for("auth.setup"))
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        key = f"{request.remote_addr}|{form.name.data.strip().lower()}"
-        wait = throttle.wait_seconds(key)
-        user = None if wait else users.authenticate(session, form.name.data, form.password.data)
+        user, wait = _checked_login(form.name.data, form.password.data)
         if wait:
             form.password.errors.append(f"Too many failed attempts. Try again in {int(wait) + 1} s.")
             status = 429
         elif user is None:
-            throttle.failed(key)
             form.password.errors.append("Wrong user name or password.")
             status = 401
         else:
-            throttle.succeeded(key)
-            session.commit()
-            login_user(LoginUser(user))
+            _sign_in(user)
             return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form), status
 
 
+def _checked_login(name: str, password: str) -> tuple[User | None, float]:
+    """(user, 0) for a right password, (None, 0) for a wrong one, (None, seconds) while throttled."""
+    session, throttle, address = get_db(), get_throttle(), request.remote_addr
+    wait = throttle.claim(session, name, address)
+    session.commit()  # the attempt counts before the slow hash is checked
+    if wait:
+        return None, wait
+    user = users.authenticate(session, name, password)
+    if user is not None:
+        throttle.succeeded(session, name, address)
+    session.commit()
+    return user, 0.0
+
+
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
-    """Sign out."""
+    """Sign out: this session is ended on the server, so a copy of its cookie stops working too."""
+    if current_user.is_authenticated and current_user.session_id:
+        users.end_session(get_db(), current_user.session_id)
+        get_db().commit()
     logout_user()
     return redirect(url_for("auth.login"))
 
@@ -202,3 +250,89 @@ def accounts() -> Any:
             return redirect(url_for("auth.accounts"))
     names = [u.name for u in session.query(User).order_by(User.name)]
     return render_template("auth/accounts.html", form=form, names=names)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account() -> Any:
+    """One's account: change the password (signs out every other session), sign out everywhere."""
+    session = get_db()
+    user = session.get(User, current_user.id)
+    assert user is not None
+    form = PasswordForm()
+    status = 200
+    if form.validate_on_submit():
+        status = _change_password(user, form)
+        if status == 200:
+            flash("Password changed. Every other session was signed out.")
+            return redirect(url_for("auth.account"))
+    sessions = users.count_sessions(session, user)
+    return render_template("auth/account.html", form=form, sessions=sessions), status
+
+
+def _change_password(user: User, form: PasswordForm) -> int:
+    """Check the current password (throttled like a login) and set the new one; the HTTP status."""
+    session, throttle, address = get_db(), get_throttle(), request.remote_addr
+    wait = throttle.claim(session, user.name, address)
+    session.commit()
+    if wait:
+        form.current.errors.append(f"Too many failed attempts. Try again in {int(wait) + 1} s.")
+        return 429
+    try:
+        users.change_password(
+            session, user, form.current.data, form.password.data, keep_session=current_user.session_id
+        )
+    except AuthError as exc:
+        session.commit()
+        form.current.errors.append(str(exc).capitalize() + ".")
+        return 400
+    throttle.succeeded(session, user.name, address)
+    session.commit()
+    return 200
+
+
+@bp.route("/account/sign-out-everywhere", methods=["POST"])
+@login_required
+def sign_out_everywhere() -> Any:
+    """End every session of this account, this one included (tokens stay: revoke them on their page)."""
+    session = get_db()
+    user = session.get(User, current_user.id)
+    assert user is not None
+    users.end_sessions(session, user)
+    session.commit()
+    logout_user()
+    flash("Signed out everywhere.")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/tokens", methods=["GET", "POST"])
+@login_required
+def tokens() -> Any:
+    """One's API tokens: list, create (the token is shown once, on this answer only), revoke."""
+    session = get_db()
+    user = session.get(User, current_user.id)
+    assert user is not None
+    form = TokenForm()
+    new_token = None
+    if form.validate_on_submit():
+        new_token = users.create_token(session, user, form.name.data, expires_days=form.expires_days.data)
+        session.commit()
+        form = TokenForm(formdata=None)
+    rows = users.list_tokens(session, user)
+    page = render_template("auth/tokens.html", form=form, tokens=rows, new_token=new_token)
+    response = current_app.make_response(page)
+    response.headers["Cache-Control"] = "no-store"  # the new token must not stay in a cache
+    return response
+
+
+@bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
+@login_required
+def revoke_token(token_id: int) -> Any:
+    """Revoke one of one's tokens: it is refused from now on."""
+    session = get_db()
+    user = session.get(User, current_user.id)
+    assert user is not None
+    name = users.revoke_token(session, token_id, user=user)
+    session.commit()
+    flash(f"Token {name or token_id} revoked.")
+    return redirect(url_for("auth.tokens"))
