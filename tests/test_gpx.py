@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from journal.errors import UnreadableFile
-from journal.gpx import Track, TrackPoint, is_gpx, locate_by_time, read_track
+from journal.geotag import locate_by_time
+from journal.gpx import Track, TrackPoint, is_gpx, read_track
 
 GPX_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "gpx"
 
@@ -172,10 +173,11 @@ def test_locate_interpolates_between_neighbours() -> None:
 
 
 def test_locate_respects_gap_limit() -> None:
+    """The limit is on the time between the two fixes (ExifTool's GeoMaxIntSecs), not on each side."""
     start = datetime(2024, 1, 1, 12, tzinfo=UTC)
     track = track_of((45.0, 14.0, start), (45.1, 14.0, start + timedelta(minutes=10)))
-    assert locate_by_time(track, start + timedelta(minutes=3), max_gap_s=300) is None  # 7 min to the next
-    assert locate_by_time(track, start + timedelta(minutes=5), max_gap_s=300) == pytest.approx(
+    assert locate_by_time(track, start + timedelta(minutes=5), max_gap_s=300) is None  # fixes 10 min apart
+    assert locate_by_time(track, start + timedelta(minutes=5), max_gap_s=600) == pytest.approx(
         (45.05, 14.0, 50.0)
     )
 
@@ -217,4 +219,4 @@ def test_locate_across_antimeridian_takes_short_way() -> None:
 
 def test_locate_ignores_planned_routes() -> None:
     route = read_track(sample("route.gpx"))
-    assert locate_by_time(route, datetime(2020, 1, 1, tzinfo=UTC), max_gap_s=1e9) is None
+    assert locate_by_time(route, datetime(2020, 1, 1, tzinfo=UTC), max_gap_s=86_400) is None
