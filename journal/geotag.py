@@ -9,15 +9,15 @@ tagged by either tool gets the same positions:
   before the first fix, after the last, or beside a longer gap takes the nearest fix's position;
 - otherwise the moment is not placed, and the miss says why.
 
-Unlike ExifTool, a pause between two segments (the device was off) is never interpolated across:
-with ``nearest_s`` at 0 (the default) both agree there too. Plain functions; no database.
+As in ExifTool, the segments of one file are one time series: a pause between two segments is
+bridged only when it is within ``max_gap_s``. Plain functions; no database.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -115,56 +115,44 @@ def _fix(point: TrackPoint, source: TrackSource) -> Placement:
     return Placement(point.lat, point.lon, point.elevation, source)
 
 
-@dataclass(frozen=True)
-class _Timed:
-    """One segment's timed points in time order."""
+def timed_points(track: Track) -> tuple[list[TrackPoint], list[datetime]]:
+    """Every recorded point with a time, in time order, and their times (one point per moment).
 
-    points: tuple[TrackPoint, ...]
-    times: tuple[datetime, ...]
-
-
-def _timed(segment: Sequence[TrackPoint]) -> _Timed | None:
-    points = tuple(sorted((p for p in segment if p.time is not None), key=lambda p: p.time or datetime.min))
-    if not points:
-        return None
-    return _Timed(points, tuple(p.time for p in points if p.time is not None))
-
-
-def _in_segment(seg: _Timed, when: datetime, policy: PlacePolicy) -> Placement | Miss:
-    """`when` lies within the segment's first and last fix."""
-    i = bisect.bisect_left(seg.times, when)
-    if seg.times[i] == when:
-        return _fix(seg.points[i], "track")
-    before, after = seg.points[i - 1], seg.points[i]
-    t0, t1 = seg.times[i - 1], seg.times[i]
-    if (t1 - t0).total_seconds() <= policy.max_gap_s:
-        lat, lon, elevation = interpolate(before, after, when)
-        return Placement(lat, lon, elevation, "track")
-    nearest, distance = (before, when - t0) if when - t0 < t1 - when else (after, t1 - when)
-    if policy.nearest_s and distance.total_seconds() <= policy.nearest_s:
-        return _fix(nearest, "track-nearest")
-    return Miss("gap")
+    Segments are read as one time series, as ExifTool does: a pause between two segments is a gap
+    like any other, bridged only when it is within the limit.
+    """
+    by_time: dict[datetime, TrackPoint] = {}
+    for segment in track.segments:
+        for point in segment:
+            if point.time is not None:
+                by_time[point.time] = point  # the later point of a moment wins, as in ExifTool
+    times = sorted(by_time)
+    return [by_time[t] for t in times], times
 
 
 def place(track: Track, when_utc: datetime, policy: PlacePolicy) -> Placement | Miss:
     """Where the recorded track puts a moment under a policy, or why it cannot."""
     when = as_utc(when_utc)
-    segments = [s for s in (_timed(segment) for segment in track.segments) if s is not None]
-    if not segments:
+    points, times = timed_points(track)
+    if not points:
         return Miss("untimed")
-    for seg in segments:
-        if seg.times[0] <= when <= seg.times[-1]:
-            found = _in_segment(seg, when, policy)
-            if isinstance(found, Placement):
-                return found
-    ends = [(seg.points[0], seg.times[0]) for seg in segments] + [
-        (seg.points[-1], seg.times[-1]) for seg in segments
-    ]
-    point, moment = min(ends, key=lambda end: abs((end[1] - when).total_seconds()))
-    if policy.nearest_s and abs((moment - when).total_seconds()) <= policy.nearest_s:
-        return _fix(point, "track-nearest")
-    first, last = min(s.times[0] for s in segments), max(s.times[-1] for s in segments)
-    return Miss("gap" if first <= when <= last else "outside")
+    near = policy.nearest_s
+    if when < times[0] or when > times[-1]:
+        end = 0 if when < times[0] else -1
+        if near and abs((times[end] - when).total_seconds()) <= near:
+            return _fix(points[end], "track-nearest")
+        return Miss("outside")
+    i = bisect.bisect_left(times, when)
+    if times[i] == when:
+        return _fix(points[i], "track")
+    t0, t1 = times[i - 1], times[i]
+    if (t1 - t0).total_seconds() <= policy.max_gap_s:
+        lat, lon, elevation = interpolate(points[i - 1], points[i], when)
+        return Placement(lat, lon, elevation, "track")
+    j, distance = (i - 1, when - t0) if when - t0 < t1 - when else (i, t1 - when)
+    if near and distance.total_seconds() <= near:
+        return _fix(points[j], "track-nearest")
+    return Miss("gap")
 
 
 #: When several tracks miss, the most telling reason is reported.

@@ -188,10 +188,12 @@ def test_locate_outside_the_track_span_is_none() -> None:
     assert locate_by_time(track, datetime(2010, 8, 5, 16, 24, 30, tzinfo=UTC), max_gap_s=300) is None
 
 
-def test_locate_never_bridges_segments() -> None:
+def test_locate_bridges_segments_only_within_the_gap_limit() -> None:
+    """Segments are one time series (as in ExifTool): their pause is bridged only within the limit."""
     track = read_track(sample("cerknicko-jezero.gpx"))
     between = datetime(2010, 8, 5, 15, 8, 0, tzinfo=UTC)  # segment 1 ends 15:05:08, segment 2 starts 15:11:36
-    assert locate_by_time(track, between, max_gap_s=3600) is None
+    assert locate_by_time(track, between, max_gap_s=300) is None
+    assert locate_by_time(track, between, max_gap_s=600) is not None
     inside = datetime(2010, 8, 5, 15, 12, 0, tzinfo=UTC)
     assert locate_by_time(track, inside, max_gap_s=300) is not None
 

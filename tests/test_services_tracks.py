@@ -130,7 +130,10 @@ def test_track_imported_after_the_photos_places_them(
     (result,) = summary.results
     assert result.status == "imported" and result.track_id is not None
     assert result.note == "placed 4 photos already in the journal"
-    assert summary.placement_line() == "placed 0 photos from tracks; the tracks also placed 4 photos imported before"
+    assert (
+        summary.placement_line()
+        == "placed 0 photos from tracks; the tracks also placed 4 photos imported before"
+    )
     assert_walk_placed(session_factory)
     with session_factory() as s:
         track = s.get(Track, result.track_id)

@@ -256,6 +256,8 @@ class PlaceReport:
     missed: Counter[str] = field(default_factory=Counter)
     #: Photo ids per outcome (placed, moved, removed), for previews and tests.
     ids: dict[str, list[int]] = field(default_factory=dict)
+    #: True when the user has no track with times at all: nothing could be placed.
+    no_tracks: bool = False
 
     def add(self, photo_id: int, outcome: Outcome, miss: Miss | None = None) -> None:
         """Count one photo's outcome (and why it has no position, when it has none)."""
@@ -277,6 +279,8 @@ class PlaceReport:
 
     def summary(self) -> str:
         """One line for the CLI and the trip page."""
+        if self.no_tracks:
+            return "no GPS track with times to place photos from"
         placed = self.count("placed")
         parts = [f"placed {placed} photo{'' if placed == 1 else 's'} from tracks"]
         if self.count("moved"):
@@ -411,6 +415,8 @@ def place_trip(
         raise NotFound("no such trip")
     if policy is not None:
         set_trip_policy(trip, policy)
+    if not user_has_tracks(session, user_id):
+        return PlaceReport(trip_policy(settings, trip), no_tracks=True)
     return refresh_positions(
         session, settings, trip_photos(session, user_id, trip_id), policy=trip_policy(settings, trip)
     )
@@ -498,10 +504,9 @@ class ClockFix:
 
     def summary(self) -> str:
         """One line for the CLI and the trip page."""
-        return (
-            f"moved the time of {self.moved} photo{'' if self.moved == 1 else 's'} by "
-            f"{format_shift(self.shift)}; {self.placing.summary()}"
-        )
+        plural = "" if self.moved == 1 else "s"
+        moved = f"moved the time of {self.moved} photo{plural} by {format_shift(self.shift)}"
+        return moved if self.placing.no_tracks else f"{moved}; {self.placing.summary()}"
 
 
 def format_shift(delta: timedelta) -> str:
