@@ -145,6 +145,8 @@ class BundlePost:
     files: Sequence[BundleFile] = ()
     platform: str | None = None
     part: tuple[int, int] | None = None
+    #: Where the location came from: camera, track, track-nearest or manual (None without one).
+    position_source: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", tuple(self.files))
@@ -482,6 +484,7 @@ def _manifest_post(post: BundlePost, files: list[dict[str, Any]]) -> dict[str, A
         "taken_at_local": post.taken_at_local,
         "place": post.place,
         "location": dict(post.location) if post.location is not None else None,
+        "position_source": post.position_source if post.location is not None else None,
         "platform": post.platform,
         "part": list(post.part) if post.part is not None else None,
         "files": files,

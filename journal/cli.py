@@ -234,25 +234,80 @@ def token_revoke_cmd(journal: Journal, token_id: int) -> None:
     click.echo(f"revoked token {token_id}{f' ({name})' if name else ''}")
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """A duration such as 5m, 45m, 1h30m, 90s or 0:10, in seconds (at most a day)."""
+    from journal.config import duration_s
+
+    if value is None:
+        return None
+    try:
+        seconds = duration_s(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    if seconds > 86_400:
+        raise click.BadParameter("at most one day (24h)", ctx, param)
+    return seconds
+
+
+def placing_options(func: F) -> F:
+    """--max-gap and --nearest: the rule for placing photos on GPS tracks."""
+    func = click.option(
+        "--nearest",
+        callback=_duration,
+        help="Also place photos up to this long before or after a track (or beside a longer gap) "
+        "at the nearest point, as exiftool -geotag does (off by default; e.g. 30m).",
+    )(func)
+    return click.option(
+        "--max-gap",
+        callback=_duration,
+        help="Longest time between two track points a photo is placed across (default 5m; e.g. 45m).",
+    )(func)
+
+
+def policy_from(journal: Journal, max_gap: int | None, nearest: int | None) -> Any:
+    """The placing rule from --max-gap/--nearest, or None when neither was given."""
+    from journal.geotag import PlacePolicy
+
+    if max_gap is None and nearest is None:
+        return None
+    settings = journal.settings
+    return PlacePolicy(
+        max_gap_s=settings.track_max_gap_s if max_gap is None else max_gap,
+        nearest_s=settings.track_nearest_s if nearest is None else nearest,
+    )
+
+
 @cli.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--user", "user_name", help="Account name (may be left out when there is one account).")
 @click.option("--trip", "trip_title", help="Put the photos in this trip (created when missing).")
 @click.option("--strict", is_flag=True, help="Stop at the first file that fails.")
+@placing_options
 @pass_journal
 @reports_errors
 def import_cmd(
-    journal: Journal, paths: tuple[Path, ...], user_name: str | None, trip_title: str | None, strict: bool
+    journal: Journal,
+    paths: tuple[Path, ...],
+    user_name: str | None,
+    trip_title: str | None,
+    strict: bool,
+    max_gap: int | None,
+    nearest: int | None,
 ) -> None:
-    """Import photos from files and folders (recursively); each photo becomes a post.
+    """Import photos and GPX tracks from files and folders (recursively); each photo becomes a post.
 
-    Example: journal import ~/DCIM/100APPLE --trip "Korea 2026"
+    Photos without a position of their own are placed on the GPX tracks by their time; with --trip,
+    --max-gap/--nearest are kept as the trip's rule.
+
+    Example: journal import ~/DCIM/100APPLE walk.gpx --trip "Korea 2026" --max-gap 45m
     """
     from journal.services import importing, users
 
     with journal.transaction() as session:
         user_id = users.get_user(session, user_name).id
-    options = importing.ImportOptions(user_id=user_id, trip_title=trip_title)
+    options = importing.ImportOptions(
+        user_id=user_id, trip_title=trip_title, policy=policy_from(journal, max_gap, nearest)
+    )
     exclude = (journal.settings.uploads_dir, journal.settings.exports_dir)
     candidates = list(importing.discover(paths, exclude=exclude))
     importer = importing.Importer(journal.settings, journal.sessions, options)
@@ -270,9 +325,80 @@ def import_cmd(
             click.echo(f"{result.status}: {result.name}{reason}", err=True)
         elif result.note:
             click.echo(f"track: {result.name}: {result.note}", err=True)
+    placement = summary.placement_line()
+    if placement:
+        click.echo(placement, err=True)
     click.echo(summary.line())
     if summary.count("failed"):
         sys.exit(1)
+
+
+def _user_trip(session: Session, user_name: str | None, title: str) -> tuple[int, int]:
+    from sqlalchemy import select
+
+    from journal.errors import NotFound
+    from journal.models import Trip
+    from journal.services import users
+
+    user_id = users.get_user(session, user_name).id
+    trip_id = session.scalar(select(Trip.id).where(Trip.user_id == user_id, Trip.title == title))
+    if trip_id is None:
+        raise NotFound(f"no trip called {title!r}")
+    return user_id, trip_id
+
+
+@cli.command("place")
+@click.option("--trip", "trip_title", required=True, help="The trip whose photos to place.")
+@click.option("--user", "user_name", help="Account name (may be left out when there is one account).")
+@placing_options
+@pass_journal
+@reports_errors
+def place_cmd(
+    journal: Journal, trip_title: str, user_name: str | None, max_gap: int | None, nearest: int | None
+) -> None:
+    """Place a trip's photos from its GPS tracks again, and report what moved.
+
+    Photos with a position from the camera or set by hand are never changed. A rule given with
+    --max-gap/--nearest is kept on the trip (later clock fixes use it too).
+
+    Example: journal place --trip "Korea 2026" --max-gap 45m --nearest 30m
+    """
+    from journal.services import geotagging
+
+    with journal.transaction() as session:
+        user_id, trip_id = _user_trip(session, user_name, trip_title)
+        policy = policy_from(journal, max_gap, nearest)
+        report = geotagging.place_trip(session, journal.settings, user_id, trip_id, policy=policy)
+    click.echo(report.summary())
+
+
+@cli.command("clock")
+@click.option("--trip", "trip_title", required=True, help="The trip whose photos to fix.")
+@click.option(
+    "--camera", required=True, help='"MAKE MODEL" as the trip page lists it ("unknown camera" too).'
+)
+@click.option("--shift", required=True, help="How far the camera was off: +H:MM or -H:MM (e.g. +0:10).")
+@click.option("--user", "user_name", help="Account name (may be left out when there is one account).")
+@pass_journal
+@reports_errors
+def clock_cmd(journal: Journal, trip_title: str, camera: str, shift: str, user_name: str | None) -> None:
+    """Fix one camera's clock on a trip: move its photos' times, then place them from the tracks again.
+
+    Example: journal clock --trip "Korea 2026" --camera "Apple iPhone 15" --shift +0:10
+    """
+    from journal.services import editing, geotagging
+
+    with journal.transaction() as session:
+        user_id, trip_id = _user_trip(session, user_name, trip_title)
+        fix = geotagging.fix_camera_clock(
+            session,
+            journal.settings,
+            user_id,
+            trip_id,
+            geotagging.camera_by_name(session, user_id, trip_id, camera),
+            editing.parse_shift(shift),
+        )
+    click.echo(fix.summary())
 
 
 @cli.group("db")

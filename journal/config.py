@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -10,6 +11,24 @@ from pathlib import Path
 #: 200 MP leaves room for 150 MP medium-format cameras and panoramas.
 DEFAULT_MAX_PIXELS = 200_000_000
 DEFAULT_MAX_UPLOAD_BYTES = 200_000_000
+
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?:in)?)?(?:(\d+)s(?:ec)?)?$")
+
+
+def duration_s(text: str) -> int:
+    """ "45m", "90s", "1h30m", "2h", "0:10" (H:MM) or plain seconds -> seconds; ValueError otherwise."""
+    value = text.strip().lower().replace(" ", "")
+    clock = re.fullmatch(r"(\d{1,3}):([0-5]\d)", value)
+    if clock:
+        return int(clock.group(1)) * 3600 + int(clock.group(2)) * 60
+    if value.isdigit():
+        return int(value)
+    match = _DURATION.match(value)
+    if not value or match is None or not any(match.groups()):
+        raise ValueError(f"not a duration: {text!r} (such as 5m, 45m, 1h30m, 90s)")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 @dataclass(frozen=True)
@@ -27,8 +46,12 @@ class Settings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    #: Largest gap (seconds) between a photo and a track point for placing it "from track".
+    #: Longest time (seconds) between two track points that a photo between them is placed across
+    #: (ExifTool's GeoMaxIntSecs).
     track_max_gap_s: int = 300
+    #: A photo up to this long (seconds) before a track, after it or beside a longer gap takes the
+    #: nearest point's position (ExifTool's GeoMaxExtSecs); 0, the default, turns the rule off.
+    track_nearest_s: int = 0
     #: Optional online tile URL template, off by default: the map never needs it.
     online_tiles_url: str = ""
     #: Reverse proxies in front of the app to trust for X-Forwarded-For/-Proto (0: none).
@@ -44,6 +67,8 @@ class Settings:
             raise ValueError("rendition sizes must be positive and web >= thumb")
         if not 0 <= self.web_size_tolerance < 0.5:
             raise ValueError("web_size_tolerance must be in [0, 0.5)")
+        if not (0 <= self.track_max_gap_s <= 86_400 and 0 <= self.track_nearest_s <= 86_400):
+            raise ValueError("track gaps must be between 0 and one day")
         if self.max_pixels <= 0 or self.max_upload_bytes <= 0 or self.workers <= 0:
             raise ValueError("limits must be positive")
         if not 0 <= self.proxy_fix <= 5:
@@ -102,6 +127,12 @@ class Settings:
             if env.get(key):
                 number = int(env[key])
                 values[name] = number * 1_000_000 if key.endswith("_MB") else number
+        for name, key in (
+            ("track_max_gap_s", "JOURNAL_TRACK_MAX_GAP"),
+            ("track_nearest_s", "JOURNAL_TRACK_NEAREST"),
+        ):
+            if env.get(key):
+                values[name] = duration_s(env[key])
         if env.get("JOURNAL_ONLINE_TILES_URL"):
             values["online_tiles_url"] = env["JOURNAL_ONLINE_TILES_URL"]
         if env.get("JOURNAL_PROXY_FIX"):

@@ -1,4 +1,4 @@
-"""Tracks from GPX files (read with gpxpy), and placing a moment on a track by its time.
+"""Tracks from GPX files (read with gpxpy); placing a moment on a track lives in journal.geotag.
 
 Only recorded tracks (``<trkseg>``) place photos. Planned routes (``<rte>``) are kept apart: they say
 where someone meant to go, not where they were. Times a device clock could not have meant (before
@@ -7,12 +7,11 @@ where someone meant to go, not where they were. Times a device clock could not h
 
 from __future__ import annotations
 
-import bisect
 import codecs
 import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -163,52 +162,3 @@ def read_track(path: Path, *, now: datetime | None = None) -> Track:
     track = Track(name=track_name(parsed), segments=segments, routes=routes)
     logger.debug("%s: %d segments, %d timed points", path.name, len(segments), track.timed_points)
     return track
-
-
-def as_utc(value: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken to be UTC already."""
-    return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
-
-
-def interpolate(before: TrackPoint, after: TrackPoint, when: datetime) -> tuple[float, float, float | None]:
-    """The position between two timed points at `when`, straight in degrees (short spans only)."""
-    assert before.time is not None and after.time is not None
-    span = (after.time - before.time).total_seconds()
-    f = (when - before.time).total_seconds() / span if span else 0.0
-    dlon = (after.lon - before.lon + 180) % 360 - 180  # the short way across the antimeridian
-    lon = (before.lon + f * dlon + 180) % 360 - 180
-    elevation = None
-    if before.elevation is not None and after.elevation is not None:
-        elevation = before.elevation + f * (after.elevation - before.elevation)
-    return before.lat + f * (after.lat - before.lat), lon, elevation
-
-
-def locate_in_segment(
-    segment: Sequence[TrackPoint], when: datetime, gap: timedelta
-) -> tuple[float, float, float | None] | None:
-    """Position at `when` within one segment, or None when no close pair of timed points surrounds it."""
-    timed = sorted((p for p in segment if p.time is not None), key=lambda p: p.time or when)
-    times = [p.time for p in timed if p.time is not None]
-    i = bisect.bisect_left(times, when)
-    if i < len(times) and times[i] == when:
-        return timed[i].lat, timed[i].lon, timed[i].elevation
-    if 0 < i < len(times) and when - times[i - 1] <= gap and times[i] - when <= gap:
-        return interpolate(timed[i - 1], timed[i], when)
-    return None
-
-
-def locate_by_time(
-    track: Track, when_utc: datetime, *, max_gap_s: float
-) -> tuple[float, float, float | None] | None:
-    """(lat, lon, elevation) on the recorded track at a moment, or None when the track cannot tell.
-
-    Interpolates between the timed points just before and after the moment when both are within
-    max_gap_s of it; never across segments (the device was off between them) or planned routes.
-    """
-    when = as_utc(when_utc)
-    gap = timedelta(seconds=max_gap_s)
-    for segment in track.segments:
-        found = locate_in_segment(segment, when, gap)
-        if found is not None:
-            return found
-    return None

@@ -122,6 +122,10 @@ class Trip(Base):
     start_date: Mapped[date | None] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The user's own rule for placing this trip's photos on tracks (None: the settings' default):
+    #: kept so that a later clock fix places them again the same way.
+    track_max_gap_s: Mapped[int | None] = mapped_column(Integer)
+    track_nearest_s: Mapped[int | None] = mapped_column(Integer)
 
     posts: Mapped[list[Post]] = relationship(back_populates="trip")
 

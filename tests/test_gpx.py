@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from journal.errors import UnreadableFile
-from journal.gpx import Track, TrackPoint, is_gpx, locate_by_time, read_track
+from journal.geotag import locate_by_time
+from journal.gpx import Track, TrackPoint, is_gpx, read_track
 
 GPX_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "gpx"
 
@@ -172,10 +173,11 @@ def test_locate_interpolates_between_neighbours() -> None:
 
 
 def test_locate_respects_gap_limit() -> None:
+    """The limit is on the time between the two fixes (ExifTool's GeoMaxIntSecs), not on each side."""
     start = datetime(2024, 1, 1, 12, tzinfo=UTC)
     track = track_of((45.0, 14.0, start), (45.1, 14.0, start + timedelta(minutes=10)))
-    assert locate_by_time(track, start + timedelta(minutes=3), max_gap_s=300) is None  # 7 min to the next
-    assert locate_by_time(track, start + timedelta(minutes=5), max_gap_s=300) == pytest.approx(
+    assert locate_by_time(track, start + timedelta(minutes=5), max_gap_s=300) is None  # fixes 10 min apart
+    assert locate_by_time(track, start + timedelta(minutes=5), max_gap_s=600) == pytest.approx(
         (45.05, 14.0, 50.0)
     )
 
@@ -186,10 +188,12 @@ def test_locate_outside_the_track_span_is_none() -> None:
     assert locate_by_time(track, datetime(2010, 8, 5, 16, 24, 30, tzinfo=UTC), max_gap_s=300) is None
 
 
-def test_locate_never_bridges_segments() -> None:
+def test_locate_bridges_segments_only_within_the_gap_limit() -> None:
+    """Segments are one time series (as in ExifTool): their pause is bridged only within the limit."""
     track = read_track(sample("cerknicko-jezero.gpx"))
     between = datetime(2010, 8, 5, 15, 8, 0, tzinfo=UTC)  # segment 1 ends 15:05:08, segment 2 starts 15:11:36
-    assert locate_by_time(track, between, max_gap_s=3600) is None
+    assert locate_by_time(track, between, max_gap_s=300) is None
+    assert locate_by_time(track, between, max_gap_s=600) is not None
     inside = datetime(2010, 8, 5, 15, 12, 0, tzinfo=UTC)
     assert locate_by_time(track, inside, max_gap_s=300) is not None
 
@@ -217,4 +221,4 @@ def test_locate_across_antimeridian_takes_short_way() -> None:
 
 def test_locate_ignores_planned_routes() -> None:
     route = read_track(sample("route.gpx"))
-    assert locate_by_time(route, datetime(2020, 1, 1, tzinfo=UTC), max_gap_s=1e9) is None
+    assert locate_by_time(route, datetime(2020, 1, 1, tzinfo=UTC), max_gap_s=86_400) is None

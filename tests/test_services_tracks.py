@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import gpx
+from journal import geotag, gpx
 from journal.config import Settings
 from journal.geo import haversine_m
 from journal.models import Photo, Track, Trip
@@ -75,7 +75,7 @@ def photos_by_name(factory: sessionmaker[Session]) -> dict[str, Photo]:
 
 
 def expected_position(when: datetime) -> tuple[float, float]:
-    found = gpx.locate_by_time(gpx.read_track(CERKNICA), when, max_gap_s=300)
+    found = geotag.locate_by_time(gpx.read_track(CERKNICA), when, max_gap_s=300)
     assert found is not None
     return found[0], found[1]
 
@@ -129,7 +129,11 @@ def test_track_imported_after_the_photos_places_them(
     summary = run_import(settings, session_factory, user_id, tmp_path / "walk.gpx", trip_title="Slovenia")
     (result,) = summary.results
     assert result.status == "imported" and result.track_id is not None
-    assert result.note == "placed 4 photos on the track"
+    assert result.note == "placed 4 photos already in the journal"
+    assert (
+        summary.placement_line()
+        == "placed 0 photos from tracks; the tracks also placed 4 photos imported before"
+    )
     assert_walk_placed(session_factory)
     with session_factory() as s:
         track = s.get(Track, result.track_id)
@@ -142,9 +146,13 @@ def test_photos_imported_after_the_track_are_placed(
     settings: Settings, session_factory: sessionmaker[Session], user_id: int, tmp_path: Path
 ) -> None:
     summary = run_import(settings, session_factory, user_id, CERKNICA)
-    assert summary.results[0].note == "placed 0 photos on the track"
-    run_import(settings, session_factory, user_id, make_walk(tmp_path / "photos"))
+    assert summary.results[0].note == "recorded; no photo already in the journal falls on it"
+    summary = run_import(settings, session_factory, user_id, make_walk(tmp_path / "photos"))
     assert_walk_placed(session_factory)
+    assert summary.placement_line() == (
+        "placed 4 photos from tracks; 2 not placed: 1 in a gap of the track longer than 5 min, "
+        "1 outside every track's time"
+    )
 
 
 def test_one_run_with_photos_and_track_places_them(
@@ -155,6 +163,13 @@ def test_one_run_with_photos_and_track_places_them(
     summary = run_import(settings, session_factory, user_id, folder)
     assert summary.count("imported") == len(WALK) + 1 and summary.count("failed") == 0
     assert_walk_placed(session_factory)
+    # The photos of the same run count as placed (they were placed as they were recorded).
+    assert summary.placement_line() is not None
+    assert summary.placement_line().startswith("placed 4 photos from tracks; 2 not placed")  # type: ignore[union-attr]
+    by_name = {Path(r.name).name: r for r in summary.results}
+    assert by_name["a-seg1.jpg"].position_source == "track"
+    assert by_name["e-between.jpg"].not_placed == "in a gap of the track longer than 5 min"
+    assert by_name["f-after.jpg"].not_placed == "outside every track's time"
 
 
 def test_camera_gps_and_manual_positions_are_kept(
@@ -258,7 +273,7 @@ def test_the_gap_setting_is_honoured(
     photo_at(tmp_path, "gap.jpg", utc(14, 39, 0), seed=4)
     strict = settings.with_(track_max_gap_s=60)
     track = gpx.read_track(CERKNICA)
-    assert gpx.locate_by_time(track, utc(14, 39, 0), max_gap_s=60) is None
-    assert gpx.locate_by_time(track, utc(14, 39, 0), max_gap_s=300) is not None
+    assert geotag.locate_by_time(track, utc(14, 39, 0), max_gap_s=60) is None
+    assert geotag.locate_by_time(track, utc(14, 39, 0), max_gap_s=300) is not None
     run_import(strict, session_factory, user_id, CERKNICA, tmp_path / "gap.jpg")
     assert photos_by_name(session_factory)["gap.jpg"].lat is None

@@ -108,7 +108,9 @@ def test_shift_camera_clock(app: Flask, user_client: FlaskClient, tmp_path: Path
         f"/trips/{trip_id}/clock", data=form(user_client, {"camera": camera, "shift": "+6:00"})
     )
     assert response.status_code == 303
-    assert "Clock shifted on 1 photo." in user_client.get(f"/trips/{trip_id}").get_data(as_text=True)
+    assert "Moved the time of 1 photo by +6:00." in user_client.get(f"/trips/{trip_id}").get_data(
+        as_text=True
+    )
     with app_sessions(app)() as s:
         photo = s.get(Photo, ids[0])
         assert photo is not None and photo.taken_at == datetime(2024, 3, 1, 8)

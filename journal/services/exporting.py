@@ -55,6 +55,7 @@ from journal.geo import is_valid_position
 from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Trip, User
 from journal.platforms import Platform, fit_caption, get_platform, part_suffix, split_post
 from journal.privacy import ExifKeep, LocationMode
+from journal.services import geotagging
 from journal.services.housekeeping import writer_guard
 from journal.services.owned import owned
 from journal.services.zones import zones_for
@@ -151,6 +152,8 @@ class PhotoSource:
     place: str | None
     country: str | None
     thumb: Path | None = None  # the library's thumbnail (no metadata), when it is on disk
+    #: Where the position came from (camera, track, track-nearest, manual), or None.
+    position_source: str | None = None
 
     @property
     def position(self) -> tuple[float, float] | None:
@@ -244,6 +247,7 @@ def _photo_source(settings: Settings, photo: Photo) -> PhotoSource:
         place=photo.place,
         country=photo.country,
         thumb=_thumb_of(settings, photo),
+        position_source=geotagging.position_source(photo.location_source),
     )
 
 
@@ -271,6 +275,8 @@ class PostFacts:
     place: str | None
     taken_at_utc: str | None
     taken_at_local: str | None
+    #: Where the given location came from (None when no location is given).
+    position_source: str | None = None
 
 
 def post_facts(post: PostSource, mode: LocationMode, zones: Sequence[privacy.PrivacyZone]) -> PostFacts:
@@ -290,6 +296,7 @@ def post_facts(post: PostSource, mode: LocationMode, zones: Sequence[privacy.Pri
         place=place,
         taken_at_utc=_utc_text(timed.taken_at_utc) if timed else None,
         taken_at_local=timed.taken_at.isoformat(timespec="seconds") if timed and timed.taken_at else None,
+        position_source=located.position_source if location is not None and located is not None else None,
     )
 
 
@@ -616,6 +623,7 @@ def post_group(
                 taken_at_local=facts.taken_at_local,
                 place=facts.place,
                 location=facts.location,
+                position_source=facts.position_source,
                 files=part,
                 platform=platform.name,
                 part=(index, len(parts)) if len(parts) > 1 else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -20,13 +21,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import places, storage
+from journal import geotag, places, storage
 from journal.config import Settings
 from journal.errors import JournalError, UnreadableFile
+from journal.geotag import PlacePolicy
 from journal.metadata import PhotoMetadata, read_metadata
 from journal.models import ImportFailure, Photo, Post, Trip
 from journal.renditions import make_web_renditions, set_decode_lock
-from journal.services import tracks
+from journal.services import geotagging, tracks
 from journal.services.housekeeping import writer_guard
 
 logger = logging.getLogger(__name__)
@@ -74,6 +76,12 @@ class FileResult:
     #: For a GPX file: the recorded track, and what placing photos on it did.
     track_id: int | None = None
     note: str | None = None
+    #: For a photo without a position of its own, when the user has tracks: where the tracks put it
+    #: ("track" or "track-nearest"), or why they could not (in words).
+    position_source: str | None = None
+    not_placed: str | None = None
+    #: For a GPX file: how many photos already in the journal it placed.
+    placed: int = 0
 
 
 @dataclass
@@ -93,6 +101,21 @@ class ImportSummary:
             f"failed {self.count('failed')}"
         )
 
+    def placement_line(self) -> str | None:
+        """What the tracks did for the photos of this run (None when no track was involved)."""
+        placed = sum(1 for r in self.results if r.position_source is not None)
+        missed = Counter(r.not_placed for r in self.results if r.not_placed)
+        earlier = sum(r.placed for r in self.results)
+        if not (placed or missed or earlier):
+            return None
+        line = f"placed {placed} photo{'' if placed == 1 else 's'} from tracks"
+        if missed:
+            reasons = ", ".join(f"{n} {why}" for why, n in missed.most_common())
+            line += f"; {sum(missed.values())} not placed: {reasons}"
+        if earlier:
+            line += f"; the tracks also placed {earlier} photo{'' if earlier == 1 else 's'} imported before"
+        return line
+
 
 @dataclass(frozen=True)
 class ImportOptions:
@@ -104,6 +127,8 @@ class ImportOptions:
     caption: str = ""
     one_post: bool = False
     post_id: int | None = None
+    #: The rule for placing photos on tracks in this run (kept on the trip when there is one).
+    policy: PlacePolicy | None = None
 
 
 # --- finding files -----------------------------------------------------------------------
@@ -276,6 +301,14 @@ def ensure_trip(factory: sessionmaker[Session], user_id: int, title: str) -> int
             return get_or_create_trip(session, user_id, title).id
 
 
+def keep_trip_policy(factory: sessionmaker[Session], user_id: int, trip_id: int, policy: PlacePolicy) -> None:
+    """Keep the run's placing rule on its trip, so later clock fixes place its photos the same way."""
+    with factory() as session, session.begin():
+        trip = session.get(Trip, trip_id)
+        if trip is not None and trip.user_id == user_id:
+            geotagging.set_trip_policy(trip, policy)
+
+
 def record(session: Session, prepared: Prepared, options: ImportOptions) -> Photo:
     """Insert the photo row (and its post) for prepared files; flushes, never commits."""
     meta = prepared.meta
@@ -360,6 +393,8 @@ class Importer:
         if self.options.trip_title and self.options.trip_id is None:
             trip_id = ensure_trip(self.factory, self.options.user_id, self.options.trip_title)
             self.options = replace(self.options, trip_id=trip_id)
+        if self.options.policy is not None and self.options.trip_id is not None:
+            keep_trip_policy(self.factory, self.options.user_id, self.options.trip_id, self.options.policy)
         # GPX tracks first, so the photos of the same run are placed on them as they are recorded.
         gpx_files = [c for c in todo if c.kind == "track"]
         todo = [c for c in todo if c.kind != "track"]
@@ -417,7 +452,7 @@ class Importer:
             with self.factory() as session, session.begin():
                 photo = record(session, outcome, self.options)
                 photo_id, post_id = photo.id, photo.post_id
-                self._place_by_track(session, photo)
+                source, not_placed = self._place_by_track(session, photo)
         except IntegrityError as exc:
             if self._stored_id(outcome.sha256) is not None:
                 # Another import or upload stored the same content at the same moment.
@@ -428,7 +463,14 @@ class Importer:
             )
         if self.options.one_post and self.options.post_id is None:
             self.options = replace(self.options, post_id=post_id)
-        return FileResult(outcome.name, "imported", photo_id=photo_id, sha256=outcome.sha256)
+        return FileResult(
+            outcome.name,
+            "imported",
+            photo_id=photo_id,
+            sha256=outcome.sha256,
+            position_source=source,
+            not_placed=not_placed,
+        )
 
     def _import_track(self, candidate: Candidate) -> FileResult:
         """Store and record a GPX track, then place the user's photos without a position on it."""
@@ -439,6 +481,7 @@ class Importer:
             candidate.path,
             original_name=candidate.name,
             trip_id=self.options.trip_id,
+            policy=self.options.policy,
         )
         self._has_tracks = None  # ask again: this may be the user's first track
         return FileResult(
@@ -448,16 +491,23 @@ class Importer:
             sha256=done.sha256,
             track_id=done.track_id,
             note=done.note,
+            placed=done.placed,
         )
 
-    def _place_by_track(self, session: Session, photo: Photo) -> None:
-        """A photo without a position imported after a track: place it on the track by its time."""
+    def _place_by_track(self, session: Session, photo: Photo) -> tuple[str | None, str | None]:
+        """A photo without a position: place it on the user's tracks by its time; (source, why not)."""
         if photo.lat is not None:
-            return
+            return None, None
         if self._has_tracks is None:
-            self._has_tracks = tracks.user_has_tracks(session, self.options.user_id)
-        if self._has_tracks:
-            tracks.place_new_photo(session, self.settings, photo)
+            self._has_tracks = geotagging.user_has_tracks(session, self.options.user_id)
+        if not self._has_tracks:
+            return None, None
+        outcome, miss, rule = geotagging.place_new_photo(
+            session, self.settings, photo, policy=self.options.policy
+        )
+        if outcome == "placed":
+            return photo.location_source, None
+        return None, None if miss is None else geotag.describe_miss(miss.reason, rule)
 
     def _stored_id(self, sha256: str) -> int | None:
         with self.factory() as session:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, Trip, photo_sort_at
+from journal.services.geotagging import POSITION_SOURCES
 from journal.services.owned import owned
 
 logger = logging.getLogger(__name__)
@@ -457,14 +458,15 @@ def _json_text(value: str | None) -> str:
 def _features(rows: Sequence[Any], thumb_url: Callable[[int, str], str]) -> str:
     """Rows as comma-separated GeoJSON features, formatted directly (3x faster than dicts + json.dumps)."""
     out = []
-    for photo_id, lat, lon, taken, place, sha256, caption in rows:
+    for photo_id, lat, lon, taken, place, sha256, caption, source in rows:
         if caption and len(caption) > GEOJSON_CAPTION_CHARS:
             caption = caption[: GEOJSON_CAPTION_CHARS - 1] + "…"
         out.append(
             f'{{"type":"Feature","geometry":{{"type":"Point","coordinates":[{float(lon)!r},{float(lat)!r}]}},'
             f'"properties":{{"id":{int(photo_id)},"caption":{_json_text(caption or "")},'
             f'"taken_at_utc":{_json_text(_utc_text(taken))},"place":{_json_text(place)},'
-            f'"thumb_url":{_json_text(thumb_url(photo_id, sha256))}}}}}'
+            f'"thumb_url":{_json_text(thumb_url(photo_id, sha256))},'
+            f'"position_source":{_json_text(POSITION_SOURCES.get(source or ""))}}}}}'
         )
     text = ",".join(out)
     # Still the same JSON (<, > and & only occur inside strings), but safe even if embedded in HTML.
@@ -494,6 +496,7 @@ def geojson_chunks(
             Photo.place,
             Photo.sha256,
             Post.caption,
+            Photo.location_source,
         )
         .outerjoin(Post, Post.id == Photo.post_id)
         .where(Photo.user_id == user_id, Photo.lat.is_not(None), Photo.lon.is_not(None))

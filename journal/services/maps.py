@@ -29,6 +29,7 @@ from journal import route, storage, tiles
 from journal.config import Settings
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, TileSet, Track, Trip
+from journal.services.geotagging import TRACK_SOURCES
 from journal.services.library import SortKey
 from journal.services.owned import owned
 
@@ -290,7 +291,9 @@ def photo_lines(
     track itself is drawn there. Photos within `stop_m` of the previous stop count as one stop.
     """
     stmt = _in_scope(select(Photo.lat, Photo.lon, _epoch(session, Photo.sort_at)), scope).where(
-        Photo.lat.is_not(None), Photo.sort_at.is_not(None), Photo.location_source.is_distinct_from("track")
+        Photo.lat.is_not(None),
+        Photo.sort_at.is_not(None),
+        or_(Photo.location_source.is_(None), Photo.location_source.not_in(TRACK_SOURCES)),
     )
     rows: list[tuple[float, float, float]] = [
         (lat, lon, when)

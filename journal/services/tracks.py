@@ -1,42 +1,31 @@
-"""GPX tracks in the journal: store and record a track, and place photos without a position on it by time.
+"""GPX tracks in the journal: store a GPX file once per user and record it.
 
 A track is stored once per user (by content hash) under ``uploads/tracks/<user id>/``, recorded with
-its UTC time span and a simplified geometry for drawing, and then used both ways:
-
-- a track imported after the photos places every photo of that user that has no position and whose
-  time falls on it (`place_photos_on_track`);
-- a photo imported after the track is placed as it is recorded (`place_new_photo`).
-
-Placing matches the photo's UTC time (``taken_at_utc``) to the track within
-``Settings.track_max_gap_s`` (see journal.gpx.locate_by_time). Many cameras record only local
-wall-clock time; such a photo is read in the time zone of the track where it was at that local time
-(the same rule the metadata reader uses: "from the time zone at the photo's position"), and then gets
-that UTC time and offset too. A position found this way is marked ``location_source = "track"``;
-positions from the camera or set by hand are never changed. Services flush, never commit.
+its UTC time span and a simplified geometry for drawing. Placing photos on tracks by time, and placing
+them again when times change, is journal.services.geotagging's. Services flush, never commit.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import gpx, places, storage
+from journal import gpx, storage
 from journal.config import Settings
 from journal.errors import JournalError, UnreadableFile, UnsupportedFile
 from journal.geo import haversine_m
-from journal.models import Photo, Track
+from journal.geotag import PlacePolicy
+from journal.models import Track
 from journal.route import simplify_ranks
+from journal.services import geotagging
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +163,7 @@ def import_track(
     *,
     original_name: str,
     trip_id: int | None = None,
+    policy: PlacePolicy | None = None,
 ) -> TrackResult:
     """Store a GPX file, record it, and place the user's photos without a position on it (one transaction)."""
     try:
@@ -194,190 +184,17 @@ def import_track(
     try:
         with factory() as session, session.begin():
             row = record_track(session, user_id, stored, original_name=original_name, trip_id=trip_id)
-            placed = place_photos_on_track(session, settings, row)
+            report = geotagging.place_photos_on_track(session, settings, row, policy=policy)
             track_id = row.id
     except IntegrityError:  # the same file imported at the same moment by another import or upload
         return TrackResult("duplicate", sha256=stored.sha256)
+    placed = report.count("placed") + report.count("moved")
     return TrackResult("imported", stored.sha256, track_id, placed, note=_note(stored.track, placed))
 
 
 def _note(track: gpx.Track, placed: int) -> str:
     if not track.timed_points:
         return "track has no usable times: drawn, but it cannot place photos"
-    return f"placed {placed} photo{'' if placed == 1 else 's'} on the track"
-
-
-# --- placing photos ---------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=64)
-def _read_stored(path: str) -> gpx.Track:
-    """A stored track file, parsed once per process (stored files never change: named by content)."""
-    return gpx.read_track(Path(path))
-
-
-def parsed_track(settings: Settings, row: Track) -> gpx.Track | None:
-    """The recorded track of a row, read from its stored GPX file; None when the file is unreadable."""
-    try:
-        return _read_stored(str(storage.safe_join(settings.uploads_dir, row.stored_path)))
-    except (JournalError, OSError) as exc:
-        logger.warning("track %d (%s) cannot be read: %s", row.id, row.stored_path, exc)
-        return None
-
-
-def _first_timed(track: gpx.Track) -> gpx.TrackPoint | None:
-    return next((p for segment in track.segments for p in segment if p.time is not None), None)
-
-
-def _zone(name: str | None) -> ZoneInfo | None:
-    if not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-def _locate_local(
-    track: gpx.Track, local: datetime, zone_name: str | None, max_gap_s: float
-) -> tuple[tuple[float, float, float | None], datetime, str] | None:
-    """Position, UTC time and zone for a local wall-clock time read in a zone, if the track was there."""
-    zone = _zone(zone_name)
-    if zone is None or zone_name is None:
-        return None
-    utc = local.replace(tzinfo=zone).astimezone(UTC)
-    found = gpx.locate_by_time(track, utc, max_gap_s=max_gap_s)
-    return None if found is None else (found, utc, zone_name)
-
-
-def locate_photo(
-    photo: Photo, track: gpx.Track, max_gap_s: float
-) -> tuple[float, float, float | None] | None:
-    """Where the track puts the photo, by its UTC time, else by its local time (then also setting its UTC)."""
-    if photo.taken_at_utc is not None:
-        return gpx.locate_by_time(track, photo.taken_at_utc, max_gap_s=max_gap_s)
-    if photo.taken_at is None:
-        return None
-    first = _first_timed(track)
-    if first is None:
-        return None
-    guess = _locate_local(track, photo.taken_at, places.timezone_at(first.lat, first.lon), max_gap_s)
-    if guess is not None:
-        (lat, lon, _), _, zone = guess
-        there = places.timezone_at(lat, lon)
-        if there and there != zone:  # the track crossed into another zone: read the time there
-            guess = _locate_local(track, photo.taken_at, there, max_gap_s)
-    if guess is None:
-        return None
-    position, utc, zone = guess
-    _set_time_from_zone(photo, utc, zone)
-    return position
-
-
-def _set_time_from_zone(photo: Photo, utc: datetime, zone: str) -> None:
-    """Give a local-only photo the UTC time and offset its position's time zone implies."""
-    assert photo.taken_at is not None
-    photo.taken_at_utc = utc
-    photo.utc_offset_min = round((photo.taken_at - utc.replace(tzinfo=None)).total_seconds() / 60)
-    photo.offset_source = "timezone"
-    photo.timezone = zone
-
-
-def apply_position(photo: Photo, position: tuple[float, float, float | None]) -> None:
-    """Set a photo's position from a track, with its place name and (unless known) time zone."""
-    lat, lon, elevation = position
-    photo.lat, photo.lon = round(lat, 7), round(lon, 7)
-    if photo.alt is None and elevation is not None and math.isfinite(elevation):
-        photo.alt = elevation
-    photo.location_source = "track"
-    place = places.place_for(lat, lon)
-    photo.place = place.name if place else None
-    photo.country = place.country if place else None
-    photo.country_code = place.country_code if place else None
-    if photo.timezone is None:
-        photo.timezone = (place.timezone if place else None) or places.timezone_at(lat, lon)
-
-
-def place_photo(photo: Photo, tracks: Iterable[gpx.Track], *, max_gap_s: float) -> bool:
-    """Place a photo without a position on the first track that covers its time; True when placed."""
-    if photo.lat is not None or photo.lon is not None:
-        return False
-    for track in tracks:
-        position = locate_photo(photo, track, max_gap_s)
-        if position is not None:
-            apply_position(photo, position)
-            return True
-    return False
-
-
-def _covers(start: datetime, end: datetime, gap: timedelta) -> ColumnElement[bool]:
-    """Photos whose UTC time, or (without one) local time, may fall within [start, end]."""
-    naive_start, naive_end = start.replace(tzinfo=None), end.replace(tzinfo=None)
-    return or_(
-        Photo.taken_at_utc.between(start - gap, end + gap),
-        and_(
-            Photo.taken_at_utc.is_(None),
-            Photo.taken_at.between(naive_start - LOCAL_SLACK - gap, naive_end + LOCAL_SLACK + gap),
-        ),
-    )
-
-
-def place_photos_on_track(session: Session, settings: Settings, row: Track) -> int:
-    """Place the user's photos without a position that fall on this track; returns how many were placed."""
-    if row.started_at is None or row.ended_at is None:
-        return 0
-    track = parsed_track(settings, row)
-    if track is None:
-        return 0
-    gap = timedelta(seconds=settings.track_max_gap_s)
-    photos = session.scalars(
-        select(Photo)
-        .where(Photo.user_id == row.user_id, Photo.lat.is_(None))
-        .where(_covers(row.started_at, row.ended_at, gap))
-        .order_by(Photo.id)
-    )
-    placed = sum(place_photo(photo, [track], max_gap_s=settings.track_max_gap_s) for photo in photos)
-    session.flush()
-    logger.info("track %d placed %d photos", row.id, placed)
-    return placed
-
-
-def tracks_covering(session: Session, photo: Photo, gap: timedelta) -> list[Track]:
-    """The user's timed tracks whose span may hold the photo's moment (by UTC, else by local time)."""
-    if photo.taken_at_utc is not None:
-        low = high = photo.taken_at_utc
-    elif photo.taken_at is not None:
-        local = photo.taken_at.replace(tzinfo=UTC)  # compared within LOCAL_SLACK either way
-        low, high = local - LOCAL_SLACK, local + LOCAL_SLACK
-    else:
-        return []
-    return list(
-        session.scalars(
-            select(Track)
-            .where(
-                Track.user_id == photo.user_id, Track.started_at <= high + gap, Track.ended_at >= low - gap
-            )
-            .order_by(Track.started_at, Track.id)
-        )
-    )
-
-
-def place_new_photo(session: Session, settings: Settings, photo: Photo) -> bool:
-    """Place one photo without a position (just imported) on the user's tracks; True when placed."""
-    if photo.lat is not None or (photo.taken_at_utc is None and photo.taken_at is None):
-        return False
-    gap = timedelta(seconds=settings.track_max_gap_s)
-    parsed = (parsed_track(settings, row) for row in tracks_covering(session, photo, gap))
-    placed = place_photo(
-        photo, (track for track in parsed if track is not None), max_gap_s=settings.track_max_gap_s
-    )
-    if placed:
-        session.flush()
-    return placed
-
-
-def user_has_tracks(session: Session, user_id: int) -> bool:
-    """True when the user has at least one track with usable times."""
-    return bool(
-        session.scalar(select(exists().where(Track.user_id == user_id, Track.started_at.is_not(None))))
-    )
+    if not placed:
+        return "recorded; no photo already in the journal falls on it"
+    return f"placed {placed} photo{'' if placed == 1 else 's'} already in the journal"

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from journal.errors import Conflict, InvalidInput
-from journal.models import Photo, Post, Trip
+from journal.models import Photo, Post, Track, Trip
 from journal.services import editing
 from journal.services.library import parse_date
 from journal.services.posts import chronological
@@ -172,3 +172,14 @@ def trip_posts(session: Session, trip: Trip) -> list[PostSummary]:
         return chronological(oldest)
 
     return sorted(summaries, key=first)
+
+
+def trip_tracks(session: Session, trip: Trip) -> list[Track]:
+    """The GPS tracks imported into a trip, in time order (tracks without times last)."""
+    return list(
+        session.scalars(
+            select(Track)
+            .where(Track.trip_id == trip.id, Track.user_id == trip.user_id)
+            .order_by(Track.started_at.is_(None), Track.started_at, Track.id)
+        )
+    )

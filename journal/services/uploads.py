@@ -90,6 +90,9 @@ class UploadResult:
     #: For a GPX file: the recorded track, and what placing photos on it did.
     track_id: int | None = None
     note: str | None = None
+    #: For a photo without a position of its own: where the tracks put it, or why they could not.
+    position_source: str | None = None
+    not_placed: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         """The contract's JSON object: `id` only when stored, `error` only when failed."""
@@ -108,6 +111,10 @@ class UploadResult:
             data["track"] = self.track_id
         if self.note is not None:
             data["note"] = self.note
+        if self.position_source is not None:
+            data["position_source"] = self.position_source
+        if self.not_placed is not None:
+            data["not_placed"] = self.not_placed
         return data
 
 
@@ -240,5 +247,11 @@ def _import_one(
         logger.error("no photo row for %s after import of %r", outcome.sha256, staged.name)
         return UploadResult(staged.name, "failed", error=NOT_STORED, retryable=True)
     return UploadResult(
-        staged.name, outcome.status, photo_id=row.id, post_id=row.post_id, sha256=outcome.sha256
+        staged.name,
+        outcome.status,
+        photo_id=row.id,
+        post_id=row.post_id,
+        sha256=outcome.sha256,
+        position_source=outcome.position_source,
+        not_placed=outcome.not_placed,
     )

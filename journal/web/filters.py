@@ -56,9 +56,19 @@ def describe_offset_source(source: str | None) -> str:
 LOCATION_SOURCES = {
     "exif": "from the camera's GPS",
     "xmp": "from the photo's XMP metadata",
-    "track": "from a GPX track",
+    "track": "from a GPS track (between two points)",
+    "track-nearest": "from a GPS track (nearest point)",
     "manual": "set by you",
 }
+
+
+def format_duration_field(seconds: float | None) -> str:
+    """300 -> "5m", 5400 -> "1h30m", 45 -> "45s": a duration as the forms accept it."""
+    total = round(seconds or 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{secs}s" if secs else "")
+    return text or "0"
 
 
 def describe_location_source(source: str | None) -> str:
@@ -114,4 +124,5 @@ def init_app(app: Flask) -> None:
         camera=camera_name,
         basename=basename,
         degrees=format_degrees,
+        duration=format_duration_field,
     )

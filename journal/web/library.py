@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 from journal.app import ERROR_STATUS, get_db, get_settings
 from journal.errors import Conflict, InvalidInput
 from journal.models import Photo
-from journal.services import editing, library
+from journal.services import editing, geotagging, library
 
 bp = Blueprint("library", __name__)
 
@@ -174,7 +174,12 @@ def clear_position(photo_id: int) -> Any:
 def timezone(photo_id: int) -> Any:
     """Correct the photo's time zone by name: the local time stays, the UTC time follows."""
     name = request.form.get("timezone", "")
-    return _edit_photo(photo_id, lambda s, p: editing.set_timezone(s, p, name), "Time zone saved.")
+
+    def change(session: Session, photo: Photo) -> None:
+        editing.set_timezone(session, photo, name)
+        geotagging.refresh_positions(session, get_settings(), [photo])  # a track position follows the time
+
+    return _edit_photo(photo_id, change, "Time zone saved.")
 
 
 @bp.post("/photos/<int:photo_id>/delete")

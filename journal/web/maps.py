@@ -22,7 +22,7 @@ from PIL import Image
 
 from journal.app import get_db, get_settings
 from journal.errors import InvalidInput
-from journal.services import editing, library, maps
+from journal.services import editing, geotagging, library, maps
 from journal.web.media import VERSION_CHARS
 
 bp = Blueprint("maps", __name__)
@@ -181,6 +181,7 @@ def card_json(card: maps.PhotoCard) -> dict[str, Any]:
         "taken_at": maps.local_time(card.taken_at),
         "place": card.place,
         "source": card.source,
+        "position_source": geotagging.position_source(card.source),
         "lat": card.lat,
         "lon": card.lon,
         "thumb_url": url_for(

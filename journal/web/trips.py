@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from journal.app import get_db
+from journal.app import get_db, get_settings
+from journal.config import duration_s
+from journal.errors import InvalidInput
+from journal.geotag import PlacePolicy
 from journal.models import Trip
-from journal.services import editing, trips
+from journal.services import editing, geotagging, trips
 from journal.web.library import apply_edit, optional_url
 
 bp = Blueprint("trips", __name__)
@@ -45,6 +48,8 @@ def render_trip(trip_id: int, error: str | None = None) -> str:
         photo_count=sum(len(item.photos) for item in posts),
         cameras=editing.trip_cameras(session, current_user.id, trip.id),
         map_url=optional_url("maps.trip", trip_id=trip.id),
+        tracks=trips.trip_tracks(session, trip),
+        policy=geotagging.trip_policy(get_settings(), trip),
         error=error,
     )
 
@@ -93,19 +98,104 @@ def update(trip_id: int) -> Any:
 
 @bp.post("/trips/<int:trip_id>/clock")
 def shift_clock(trip_id: int) -> Any:
-    """Shift the time of every photo one camera took on this trip by a fixed amount."""
-    form, changed = request.form, []
+    """Shift the time of every photo one camera took on this trip, then place them from the tracks again."""
+    form, done = request.form, []
 
     def change(session: Session, trip: Trip) -> None:
         camera, delta = (
             editing.parse_camera(form.get("camera", "")),
             editing.parse_shift(form.get("shift", "")),
         )
-        changed.append(editing.shift_camera_clock(session, current_user.id, trip.id, camera, delta))
+        done.append(
+            geotagging.fix_camera_clock(session, get_settings(), current_user.id, trip.id, camera, delta)
+        )
 
-    return _edit_trip(
-        trip_id, change, lambda: f"Clock shifted on {changed[0]} photo{'' if changed[0] == 1 else 's'}."
+    return _edit_trip(trip_id, change, lambda: _sentence(done[0].summary()))
+
+
+def _sentence(line: str) -> str:
+    return line[:1].upper() + line[1:] + "."
+
+
+def _duration_field(name: str, label: str) -> int:
+    text = request.form.get(name, "").strip()
+    if not text or text in ("0", "off"):
+        return 0
+    try:
+        seconds = duration_s(text)
+    except ValueError:
+        raise InvalidInput(f"{label}: write a duration such as 5m, 45m or 1h30m") from None
+    if seconds > 86_400:
+        raise InvalidInput(f"{label}: at most one day")
+    return seconds
+
+
+@bp.post("/trips/<int:trip_id>/place")
+def place(trip_id: int) -> Any:
+    """Keep a rule for placing this trip's photos on its tracks, and place them again under it."""
+    done = []
+
+    def change(session: Session, trip: Trip) -> None:
+        policy = PlacePolicy(
+            max_gap_s=_duration_field("max_gap", "Longest gap") or get_settings().track_max_gap_s,
+            nearest_s=_duration_field("nearest", "Nearest point"),
+        )
+        done.append(geotagging.place_trip(session, get_settings(), current_user.id, trip.id, policy=policy))
+
+    return _edit_trip(trip_id, change, lambda: _sentence(done[0].summary()))
+
+
+def _clock_photo_form() -> tuple[int, Any]:
+    photo_id = editing.parse_id(request.form.get("photo"), "photo")
+    if photo_id is None:
+        raise InvalidInput("pick the photo that shows a clock")
+    return photo_id, geotagging.parse_shown_time(request.form.get("shown", ""))
+
+
+@bp.post("/trips/<int:trip_id>/clock-photo")
+def clock_photo(trip_id: int) -> Any:
+    """From a photo of a clock: preview the camera's shift (nothing is changed until it is confirmed)."""
+    session = get_db()
+    trip = trips.get_trip(session, current_user.id, trip_id)
+    try:
+        photo_id, shown = _clock_photo_form()
+        fix = geotagging.preview_clock_from_photo(session, get_settings(), current_user.id, photo_id, shown)
+    except InvalidInput as exc:
+        session.rollback()
+        return render_trip(trip_id, str(exc)), 400
+    return render_template(
+        "trips/clock_preview.html",
+        trip=trip,
+        fix=fix,
+        photo_id=photo_id,
+        shown=request.form.get("shown", ""),
+        shift=geotagging.format_shift(fix.shift),
     )
+
+
+@bp.post("/trips/<int:trip_id>/clock-photo/apply")
+def clock_photo_apply(trip_id: int) -> Any:
+    """Apply the shift found from a photo of a clock, and place the trip's photos again."""
+    done = []
+
+    def change(session: Session, trip: Trip) -> None:
+        photo_id, shown = _clock_photo_form()
+        fix = geotagging.clock_from_photo(session, get_settings(), current_user.id, photo_id, shown)
+        done.append(fix)
+
+    return _edit_trip(trip_id, change, lambda: _sentence(done[0].summary()))
+
+
+@bp.post("/trips/<int:trip_id>/tracks/<int:track_id>/delete")
+def delete_track(trip_id: int, track_id: int) -> Any:
+    """Delete a GPS track; the photos it placed are placed again from the other tracks (or lose it)."""
+    session = get_db()
+    trips.get_trip(session, current_user.id, trip_id)
+    path, report = geotagging.delete_track(session, get_settings(), current_user.id, track_id)
+    session.commit()
+    geotagging.remove_track_file(session, current_user.id, path)
+    flash(_sentence(f"Track deleted; {report.summary()}"))
+    return redirect(url_for(".trip", trip_id=trip_id), 303)
 
 
 @bp.post("/trips/<int:trip_id>/delete")

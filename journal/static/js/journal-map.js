@@ -252,7 +252,15 @@
     var when = props.taken_at || props.taken_at_local || props.taken_at_utc;
     var meta = [props.place, when].filter(Boolean).join(" \u00b7 ");
     if (meta) root.appendChild(element("p", "journal-popup-meta", meta));
-    if (props.source === "track") root.appendChild(element("p", "journal-popup-badge", "Position from a GPX track"));
+    var sourceWords = {
+      "track": "Position from a GPS track",
+      "track-nearest": "Position from a GPS track (nearest point)",
+      "manual": "Position set by you",
+      "camera": "Position from the camera's GPS"
+    };
+    if (sourceWords[props.position_source]) {
+      root.appendChild(element("p", "journal-popup-badge", sourceWords[props.position_source]));
+    }
     if (props.url && sameOrigin(props.url)) {
       var link = element("a", "journal-popup-link", "Open photo \u2192");
       link.href = String(props.url);

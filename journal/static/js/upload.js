@@ -517,7 +517,13 @@
     const stored = result.status === "imported" || (result.status === "duplicate" && item.attempts > 1);
     if (stored && batch.onePost && batch.postId === null && result.post) batch.postId = result.post;
     if (result.id) item.photoId = result.id;
-    if (stored) finish(item, "imported", batch.trip ? `Added to your journal, trip “${batch.trip}”.` : "Added to your journal.");
+    let where = "";
+    if (result.position_source === "track") where = " Placed on your GPS track.";
+    else if (result.position_source === "track-nearest") where = " Placed at the nearest point of your GPS track.";
+    else if (result.not_placed) where = ` No position from your tracks: ${result.not_placed}.`;
+    else if (result.note) where = ` Track: ${result.note}.`;
+    const added = batch.trip ? `Added to your journal, trip “${batch.trip}”.` : "Added to your journal.";
+    if (stored) finish(item, "imported", added + where);
     else if (result.status === "duplicate") finish(item, "duplicate", "Already in your journal: not uploaded again.");
     else {
       item.retryable = Boolean(result.retry);
