@@ -60,6 +60,22 @@ class Journal:
 pass_journal = click.make_pass_decorator(Journal)
 
 
+def account_scope(session: Session, user_name: str | None, *, all_users: bool) -> int | None:
+    """The id of --user NAME (or of the only account), or None for --all-users."""
+    from journal.errors import InvalidInput
+    from journal.services import users
+
+    if all_users:
+        if user_name:
+            raise InvalidInput("give either --user NAME or --all-users, not both")
+        return None
+    if user_name is None and users.count_users(session) > 1:
+        raise InvalidInput(
+            "several accounts exist: say which with --user NAME, or --all-users for every account"
+        )
+    return users.get_user(session, user_name).id
+
+
 def reports_errors(func: F) -> F:
     """Turn library exceptions into click's one-line errors."""
     import functools
@@ -347,28 +363,40 @@ def export_cmd(
     envvar="JOURNAL_SMTP_URL",
     help="smtp://[user:password@]host:port or smtps://user:password@host:port (or $JOURNAL_SMTP_URL).",
 )
-@click.option("--to", help="Send every message to this address (instead of its To header).")
-@click.option("--user", "user_name", help="Only this account's e-mail bundles (default: every account's).")
+@click.option(
+    "--to",
+    help="Send every message to this one address (instead of its To header); your choice as the operator.",
+)
+@click.option(
+    "--user",
+    "user_name",
+    help="Only this account's e-mail bundles (may be left out when there is one account).",
+)
+@click.option("--all-users", is_flag=True, help="Every account's e-mail bundles (instead of --user).")
 @click.option(
     "--retries", default=3, show_default=True, type=click.IntRange(0, 10), help="Tries after a failure."
 )
 @pass_journal
 @reports_errors
-def send_cmd(journal: Journal, smtp_url: str, to: str | None, user_name: str | None, retries: int) -> None:
-    """Send the pending e-mail bundles, each exactly once, and report what was sent and what failed.
+def send_cmd(
+    journal: Journal, smtp_url: str, to: str | None, user_name: str | None, all_users: bool, retries: int
+) -> None:
+    """Send one account's pending e-mail bundles, each exactly once; report what was sent and what failed.
 
     A message is recorded as sent as soon as the server accepts it, so running this again (or after
-    a crash) sends only the rest. Exit status 1 when any message failed.
+    a crash) sends only the rest. Each goes to one address: --to, else its own To header, which for
+    accounts other than the owner must be on JOURNAL_MAIL_ALLOWED_RECIPIENTS. With several accounts
+    say whose with --user NAME, or --all-users. Exit status 1 when any message failed.
 
     Example: JOURNAL_SMTP_URL=smtps://me%40example.org:pw@mail.example.org journal send --to a@b.example
     """
-    from journal.services import publishing, users
+    from journal.services import publishing
 
-    user_id = None
-    if user_name:
-        with journal.transaction() as session:
-            user_id = users.get_user(session, user_name).id
-    outcome = publishing.send_pending(journal.sessions, smtp_url, user_id=user_id, to=to, retries=retries)
+    with journal.transaction() as session:
+        user_id = account_scope(session, user_name, all_users=all_users)
+    outcome = publishing.send_pending(
+        journal.sessions, smtp_url, user_id=user_id, to=to, retries=retries, settings=journal.settings
+    )
     report = outcome.report
     for message_id in report.sent:
         click.echo(f"sent: {outcome.name(message_id)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +32,10 @@ class Settings:
     track_max_gap_s: int = 300
     #: Optional online tile URL template, off by default: the map never needs it.
     online_tiles_url: str = ""
+    #: Where other accounts' e-mail may go: addresses and "@domain" entries (the owner's goes anywhere).
+    mail_allowed_recipients: tuple[str, ...] = ()
+    #: Storage per account (originals, renditions, bundles) in bytes; 0 means no quota.
+    quota_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.thumb_size <= 0 or self.web_size < self.thumb_size:
@@ -39,6 +44,8 @@ class Settings:
             raise ValueError("web_size_tolerance must be in [0, 0.5)")
         if self.max_pixels <= 0 or self.max_upload_bytes <= 0 or self.workers <= 0:
             raise ValueError("limits must be positive")
+        if self.quota_bytes < 0:
+            raise ValueError("the quota must not be negative (0: no quota)")
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'journal.db'}")
 
@@ -93,6 +100,14 @@ class Settings:
             if env.get(key):
                 number = int(env[key])
                 values[name] = number * 1_000_000 if key.endswith("_MB") else number
+        if env.get("JOURNAL_MAIL_ALLOWED_RECIPIENTS"):
+            entries = env["JOURNAL_MAIL_ALLOWED_RECIPIENTS"].replace(",", " ").split()
+            values["mail_allowed_recipients"] = tuple(entries)
+        if env.get("JOURNAL_QUOTA_MB"):
+            quota_mb = float(env["JOURNAL_QUOTA_MB"])
+            if not math.isfinite(quota_mb):
+                raise ValueError("JOURNAL_QUOTA_MB must be a number of megabytes")
+            values["quota_bytes"] = round(quota_mb * 1_000_000)
         if env.get("JOURNAL_ONLINE_TILES_URL"):
             values["online_tiles_url"] = env["JOURNAL_ONLINE_TILES_URL"]
         values.update(overrides)

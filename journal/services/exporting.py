@@ -55,6 +55,7 @@ from journal.geo import is_valid_position
 from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Trip, User
 from journal.platforms import Platform, fit_caption, get_platform, part_suffix, split_post
 from journal.privacy import ExifKeep, LocationMode
+from journal.services import recipients
 from journal.services.housekeeping import writer_guard
 from journal.services.owned import owned
 from journal.services.zones import zones_for
@@ -103,7 +104,7 @@ class ExportRequest:
         if self.format == "eml":
             _check_address(self.mail_from)
             if self.mail_to:
-                _check_address(self.mail_to)
+                object.__setattr__(self, "mail_to", mail.parse_recipient(self.mail_to))
 
     @property
     def batch_limit(self) -> int | None:
@@ -180,6 +181,18 @@ def find_trip(session: Session, user_id: int, title: str) -> Trip:
 def check_trip(session: Session, user_id: int, trip_id: int) -> Trip:
     """The user's trip with that id; NotFound for a missing id or somebody else's trip."""
     return owned(session, Trip, trip_id, user_id, "trip")
+
+
+def check_request(session: Session, settings: Settings, request: ExportRequest) -> User:
+    """The request's user, once its trip is theirs and its recipient one they may use; else an error."""
+    user = session.get(User, request.user_id)
+    if user is None:
+        raise NotFound("no such user")
+    if request.trip_id is not None:
+        check_trip(session, request.user_id, request.trip_id)
+    if request.format == "eml" and request.mail_to:
+        recipients.check_recipient(settings, user, request.mail_to)
+    return user
 
 
 def exported_post_ids(platform: str, user_id: int) -> Select[int]:
@@ -479,9 +492,7 @@ def run_export(
     transaction open, and every batch commits on its own.
     """
     with factory() as session:
-        user = session.get(User, request.user_id)
-        if user is None:
-            raise NotFound("no such user")
+        check_request(session, settings, request)
         trip = check_trip(session, request.user_id, request.trip_id) if request.trip_id is not None else None
         zones = zones_for(session, request.user_id)
         posts = select_posts(session, settings, request)

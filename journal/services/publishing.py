@@ -18,8 +18,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from journal import bundle, mail, storage
+from journal.config import Settings
 from journal.errors import InvalidInput, JournalError, NotFound
-from journal.models import Export, ExportPost, OutgoingMessage, Post, Publication
+from journal.models import Export, ExportPost, OutgoingMessage, Post, Publication, User
+from journal.services import recipients
 from journal.services.owned import owned
 
 logger = logging.getLogger(__name__)
@@ -144,6 +146,8 @@ class BundleRow:
     detail: str | None
     url: str | None
     on_disk: bool
+    #: For an e-mail bundle: the one address it goes to (None: `journal send --to` decides).
+    to: str | None = None
 
 
 def list_bundles(session: Session, user_id: int, *, limit: int = 200) -> list[BundleRow]:
@@ -195,7 +199,8 @@ def _bundle_row(
         status, detail = "failed", message.last_error
     else:
         status = "pending"
-    return BundleRow(export, posts, status, detail, url, Path(export.path).is_file())
+    to = message.to if message is not None else None
+    return BundleRow(export, posts, status, detail, url, Path(export.path).is_file(), to)
 
 
 # --- sending e-mail bundles ------------------------------------------------------------------
@@ -203,10 +208,12 @@ def _bundle_row(
 
 @dataclass(frozen=True)
 class _Pending:
-    """A pending message as read from the database."""
+    """A pending message as read from the database, with the account it belongs to."""
 
     message_id: str
     path: Path
+    user_name: str = ""
+    is_owner: bool = True
 
 
 @dataclass
@@ -229,14 +236,18 @@ class SendOutcome:
 def pending_messages(session: Session, user_id: int | None) -> list[_Pending]:
     """Messages not sent yet (all users' when user_id is None), oldest first."""
     stmt = (
-        select(OutgoingMessage.message_id, OutgoingMessage.path)
+        select(OutgoingMessage.message_id, OutgoingMessage.path, User.name, User.is_owner)
         .join(Export, Export.id == OutgoingMessage.export_id)
+        .join(User, User.id == Export.user_id)
         .where(OutgoingMessage.sent_at.is_(None))
         .order_by(OutgoingMessage.id)
     )
     if user_id is not None:
         stmt = stmt.where(Export.user_id == user_id)
-    return [_Pending(message_id, Path(path)) for message_id, path in session.execute(stmt)]
+    return [
+        _Pending(message_id, Path(path), name, bool(is_owner))
+        for message_id, path, name, is_owner in session.execute(stmt)
+    ]
 
 
 def send_pending(
@@ -245,6 +256,7 @@ def send_pending(
     *,
     user_id: int | None,
     to: str | None = None,
+    settings: Settings | None = None,
     retries: int = 3,
     backoff_s: float = 2.0,
     timeout_s: float = 60.0,
@@ -254,16 +266,20 @@ def send_pending(
     """Send every pending e-mail bundle once; each one sent is committed as sent right away.
 
     Like run_export this takes the session factory: `mark_sent` must commit per message, so a
-    re-run (or a run after a crash) skips what went out before. `to` replaces the To header.
+    re-run (or a run after a crash) skips what went out before. `to` (one address, the operator's
+    choice) replaces the To header; without it each message goes to its own To address, only when
+    that account may use it (journal.services.recipients; `settings` holds the owner's list).
     """
     mail.parse_smtp_url(smtp_url)  # a bad URL fails before anything is read
+    to = mail.parse_recipient(to) if to else None
+    allowed = recipients.policy(settings) if settings is not None else mail.RecipientPolicy()
     with factory() as session:
         pending = pending_messages(session, user_id)
     outcome = SendOutcome(mail.SendReport(), {p.message_id: p.path.name for p in pending})
     unreadable: list[tuple[str, str]] = []
     report = mail.send_messages(
         smtp_url,
-        _read_messages(pending, to, unreadable),
+        _read_messages(pending, to, unreadable, allowed),
         already_sent=lambda message_id: _is_sent(factory, message_id),
         mark_sent=lambda message_id: _mark_sent(factory, message_id, to),
         retries=retries,
@@ -279,17 +295,39 @@ def send_pending(
 
 
 def _read_messages(
-    pending: Sequence[_Pending], to: str | None, unreadable: list[tuple[str, str]]
+    pending: Sequence[_Pending],
+    to: str | None,
+    unreadable: list[tuple[str, str]],
+    allowed: mail.RecipientPolicy,
 ) -> Iterator[mail.PendingMessage]:
-    """Each pending message read from its file (one at a time); files that cannot be used go to unreadable."""
+    """Each pending message read from its file (one at a time); files that cannot be used go to unreadable.
+
+    A message whose recipient its account may not use is never handed to the SMTP client.
+    """
     for item in pending:
         try:
             message = mail.pending_from_eml(item.path, to=to)
-        except (OSError, JournalError) as exc:
+        except OSError as exc:
             unreadable.append((item.message_id, f"cannot read {item.path.name}: {exc}"))
+            continue
+        except JournalError as exc:
+            unreadable.append((item.message_id, f"not sent: {exc}"))
             continue
         if message.message_id != item.message_id:
             unreadable.append((item.message_id, f"{item.path.name} holds another Message-ID than its record"))
+            continue
+        refused = [r for r in message.recipients if not (to or item.is_owner or allowed.allows(r))]
+        if refused:
+            logger.warning(
+                "not sending %s of %s to %s: not allowed", item.path.name, item.user_name, refused[0]
+            )
+            unreadable.append(
+                (
+                    item.message_id,
+                    f"recipient {refused[0]} is not allowed for account {item.user_name}"
+                    " (JOURNAL_MAIL_ALLOWED_RECIPIENTS)",
+                )
+            )
             continue
         yield message
 

@@ -38,7 +38,7 @@ from journal.errors import Conflict, InvalidInput, JournalError, NotFound
 from journal.models import Trip
 from journal.platforms import PLATFORMS, Platform
 from journal.privacy import check_location_mode
-from journal.services import exporting, publishing, zones
+from journal.services import exporting, publishing, recipients, zones
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +248,8 @@ def render_page(error: str | None = None, status: int = 200) -> tuple[str, int]:
         locations=LOCATION_CHOICES,
         formats=FORMAT_CHOICES,
         bundles=publishing.list_bundles(session, user_id),
+        recipients=recipients.allowed_text(get_settings(), is_owner=bool(current_user.is_owner)),
+        is_owner=bool(current_user.is_owner),
         zones=zones.list_zones(session, user_id),
         job=job,
         running=jobs().running(user_id),
@@ -280,9 +282,8 @@ def start() -> Any:
     """Run an export: in the background for export.js (202 + job URL), else right away (303 back)."""
     try:
         req = parse_export_form(request.form, current_user.id)
-        if req.trip_id is not None:
-            exporting.check_trip(get_db(), current_user.id, req.trip_id)
         factory, settings = current_app.extensions["journal.sessions"], get_settings()
+        exporting.check_request(get_db(), settings, req)
         if jobs().running(current_user.id):
             raise Conflict("an export is already running; wait for it to finish")
         if request.accept_mimetypes.best == "application/json":
