@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import ssl
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from journal import bundle, mail, storage
@@ -201,6 +202,111 @@ def _bundle_row(
         status = "pending"
     to = message.to if message is not None else None
     return BundleRow(export, posts, status, detail, url, Path(export.path).is_file(), to)
+
+
+# --- deleting bundles ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemovedBundle:
+    """A bundle whose record is gone: where its file was written, and what it held when written."""
+
+    id: int
+    name: str
+    path: Path
+    sha256: str
+    bytes: int
+
+
+def delete_bundles(session: Session, user_id: int | None, export_ids: Sequence[int]) -> list[RemovedBundle]:
+    """Delete the records of these bundles (the user's; anybody's when user_id is None); flushes.
+
+    NotFound ("no bundle ID") for any id that is not the user's, and then nothing is deleted.
+    What goes with a record: its post links (so its posts count as "not exported" again for that
+    platform unless another bundle holds them) and its pending e-mail (never sent now); the
+    publications of its posts stay, without the bundle. The files are removed after the commit,
+    by remove_bundle_files (rows before files: a crash leaves an unrecorded file, not a dangling row).
+    """
+    exports = []
+    for export_id in dict.fromkeys(export_ids):
+        export = session.get(Export, export_id)
+        if export is None or (user_id is not None and export.user_id != user_id):
+            raise NotFound(f"no bundle {export_id}")
+        exports.append(export)
+    removed = [RemovedBundle(e.id, e.name, Path(e.path), e.sha256, e.bytes) for e in exports]
+    ids = [e.id for e in exports]
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        session.execute(update(Publication).where(Publication.export_id.in_(chunk)).values(export_id=None))
+        session.execute(delete(OutgoingMessage).where(OutgoingMessage.export_id.in_(chunk)))
+    for export in exports:
+        session.delete(export)
+    session.flush()
+    for item in removed:
+        logger.info("bundle %d (%s) deleted", item.id, item.name)
+    return removed
+
+
+def remove_bundle_files(removed: Sequence[RemovedBundle]) -> list[str]:
+    """Delete the files of deleted bundles; one that is no longer the bundle written is left and reported."""
+    problems = []
+    for item in removed:
+        try:
+            if item.path.stat().st_size != item.bytes or storage.sha256_file(item.path) != item.sha256:
+                problems.append(
+                    f"{item.name}: {item.path} is not the bundle that was written any more; left in place"
+                )
+                continue
+            item.path.unlink()
+        except FileNotFoundError:
+            continue  # already gone: nothing to free
+        except OSError as exc:
+            problems.append(f"{item.name}: cannot remove {item.path}: {exc}")
+    return problems
+
+
+def prunable_bundles(
+    session: Session,
+    user_id: int | None,
+    *,
+    older_than_days: float | None = None,
+    now: datetime | None = None,
+) -> list[int]:
+    """Ids of the bundles `journal bundles prune` removes: published ones, and (given days) older ones."""
+    published = select(Publication.export_id).where(Publication.export_id.is_not(None))
+    condition: ColumnElement[bool] = Export.id.in_(published)
+    if older_than_days is not None:
+        if not math.isfinite(older_than_days) or older_than_days < 0:
+            raise InvalidInput("--older-than takes a number of days (0 or more)")
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=older_than_days)
+        condition = or_(condition, Export.created_at < cutoff)
+    stmt = select(Export.id).where(condition).order_by(Export.created_at, Export.id)
+    if user_id is not None:
+        stmt = stmt.where(Export.user_id == user_id)
+    return list(session.scalars(stmt))
+
+
+def bundle_table(session: Session, user_id: int | None) -> list[tuple[Export, datetime | None]]:
+    """Bundles oldest first (the user's, or everyone's), each with when its posts were first published."""
+    first = (
+        select(Publication.export_id, func.min(Publication.published_at).label("at"))
+        .where(Publication.export_id.is_not(None))
+        .group_by(Publication.export_id)
+        .subquery()
+    )
+    stmt = (
+        select(Export, first.c.at)
+        .outerjoin(first, first.c.export_id == Export.id)
+        .order_by(Export.created_at, Export.id)
+    )
+    if user_id is not None:
+        stmt = stmt.where(Export.user_id == user_id)
+    return [(export, _aware(at)) for export, at in session.execute(stmt)]
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time read through an aggregate comes back naive (UTC as stored)."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 # --- sending e-mail bundles ------------------------------------------------------------------
