@@ -138,7 +138,7 @@ def test_quota_on_the_upload_api(full: tuple[Settings, int], tmp_path: Path) -> 
 
         refused = upload(client, second, token)
         assert refused["status"] == "failed" and "id" not in refused
-        quota_mb = f"{settings.quota_bytes / 1_000_000:g}"
+        quota_mb = f"{settings.quota_bytes / 1_000_000:f}".rstrip("0").rstrip(".")
         assert refused["error"] == (
             f"quota of {quota_mb} MB reached ({used / 1_000_000:.1f} MB used): delete bundles or photos"
         )

@@ -54,12 +54,12 @@ class Usage:
     def text(self) -> str:
         """For pages: "1.5 MB of 5 MB used", or "1.5 MB used" without a quota."""
         used = f"{self.total / MB:.1f} MB"
-        return f"{used} of {self.quota / MB:g} MB used" if self.quota else f"{used} used"
+        return f"{used} of {_mb(self.quota)} MB used" if self.quota else f"{used} used"
 
     def message(self) -> str:
         """The one-line refusal shown when the quota is reached."""
         used = f"{self.total / MB:.1f} MB used"
-        return f"quota of {self.quota / MB:g} MB reached ({used}): delete bundles or photos"
+        return f"quota of {_mb(self.quota)} MB reached ({used}): delete bundles or photos"
 
     def refuse(self) -> QuotaExceeded:
         """The error to raise when something does not fit."""
@@ -70,6 +70,11 @@ class Usage:
         return Usage(
             self.originals + originals, self.renditions + renditions, self.bundles + bundles, self.quota
         )
+
+
+def _mb(size: int) -> str:
+    """A quota in MB as the owner wrote it: "5", "0.25", "20000" (never "2e+04")."""
+    return f"{size / MB:f}".rstrip("0").rstrip(".")
 
 
 def usage(session: Session, settings: Settings, user_id: int) -> Usage:
