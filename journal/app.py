@@ -34,6 +34,7 @@ ERROR_STATUS: dict[type[errors.JournalError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.InvalidInput: 400,
+    errors.QuotaExceeded: 507,
     errors.AuthError: 401,
     errors.UnreadableFile: 422,
     errors.UnsupportedFile: 415,

@@ -61,6 +61,22 @@ class Journal:
 pass_journal = click.make_pass_decorator(Journal)
 
 
+def account_scope(session: Session, user_name: str | None, *, all_users: bool) -> int | None:
+    """The id of --user NAME (or of the only account), or None for --all-users."""
+    from journal.errors import InvalidInput
+    from journal.services import users
+
+    if all_users:
+        if user_name:
+            raise InvalidInput("give either --user NAME or --all-users, not both")
+        return None
+    if user_name is None and users.count_users(session) > 1:
+        raise InvalidInput(
+            "several accounts exist: say which with --user NAME, or --all-users for every account"
+        )
+    return users.get_user(session, user_name).id
+
+
 def reports_errors(func: F) -> F:
     """Turn library exceptions into click's one-line errors."""
     import functools
@@ -549,28 +565,40 @@ def export_cmd(
     envvar="JOURNAL_SMTP_URL",
     help="smtp://[user:password@]host:port or smtps://user:password@host:port (or $JOURNAL_SMTP_URL).",
 )
-@click.option("--to", help="Send every message to this address (instead of its To header).")
-@click.option("--user", "user_name", help="Only this account's e-mail bundles (default: every account's).")
+@click.option(
+    "--to",
+    help="Send every message to this one address (instead of its To header); your choice as the operator.",
+)
+@click.option(
+    "--user",
+    "user_name",
+    help="Only this account's e-mail bundles (may be left out when there is one account).",
+)
+@click.option("--all-users", is_flag=True, help="Every account's e-mail bundles (instead of --user).")
 @click.option(
     "--retries", default=3, show_default=True, type=click.IntRange(0, 10), help="Tries after a failure."
 )
 @pass_journal
 @reports_errors
-def send_cmd(journal: Journal, smtp_url: str, to: str | None, user_name: str | None, retries: int) -> None:
-    """Send the pending e-mail bundles, each exactly once, and report what was sent and what failed.
+def send_cmd(
+    journal: Journal, smtp_url: str, to: str | None, user_name: str | None, all_users: bool, retries: int
+) -> None:
+    """Send one account's pending e-mail bundles, each exactly once; report what was sent and what failed.
 
     A message is recorded as sent as soon as the server accepts it, so running this again (or after
-    a crash) sends only the rest. Exit status 1 when any message failed.
+    a crash) sends only the rest. Each goes to one address: --to, else its own To header, which for
+    accounts other than the owner must be on JOURNAL_MAIL_ALLOWED_RECIPIENTS. With several accounts
+    say whose with --user NAME, or --all-users. Exit status 1 when any message failed.
 
     Example: JOURNAL_SMTP_URL=smtps://me%40example.org:pw@mail.example.org journal send --to a@b.example
     """
-    from journal.services import publishing, users
+    from journal.services import publishing
 
-    user_id = None
-    if user_name:
-        with journal.transaction() as session:
-            user_id = users.get_user(session, user_name).id
-    outcome = publishing.send_pending(journal.sessions, smtp_url, user_id=user_id, to=to, retries=retries)
+    with journal.transaction() as session:
+        user_id = account_scope(session, user_name, all_users=all_users)
+    outcome = publishing.send_pending(
+        journal.sessions, smtp_url, user_id=user_id, to=to, retries=retries, settings=journal.settings
+    )
     report = outcome.report
     for message_id in report.sent:
         click.echo(f"sent: {outcome.name(message_id)}")
@@ -644,3 +672,137 @@ def tiles_add_cmd(journal: Journal, file: Path, link: bool) -> None:
             f" at {row.path}"
         )
     click.echo(line)
+
+
+# --- bundles: list and delete what `journal export` wrote -------------------------------------------
+
+
+def account_options(func: F) -> F:
+    """--user NAME / --all-users, as `journal send` has them."""
+    func = click.option("--all-users", is_flag=True, help="Every account's bundles (instead of --user).")(
+        func
+    )
+    return click.option(
+        "--user", "user_name", help="Account name (may be left out when there is one account)."
+    )(func)
+
+
+def size_text(size: int) -> str:
+    """Bytes for people, in SI units (1 MB = 1,000,000 bytes)."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def _utc_text(moment: Any) -> str:
+    return str(moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+@cli.group("bundles")
+def bundles_group() -> None:
+    """Bundles written by `journal export`: list them and delete them (record and file)."""
+
+
+@bundles_group.command("list")
+@account_options
+@pass_journal
+@reports_errors
+def bundles_list_cmd(journal: Journal, user_name: str | None, all_users: bool) -> None:
+    """List bundles, oldest first: id, file, size, created (UTC) and published (when, or "no").
+
+    Example: journal bundles list --user alice
+    """
+    from journal.services import publishing
+
+    with journal.transaction() as session:
+        rows = publishing.bundle_table(session, account_scope(session, user_name, all_users=all_users))
+        lines = [
+            "\t".join(
+                (
+                    str(export.id),
+                    export.name,
+                    size_text(export.bytes),
+                    _utc_text(export.created_at),
+                    _utc_text(published) if published else "no",
+                )
+            )
+            for export, published in rows
+        ]
+    click.echo("ID\tFILE\tSIZE\tCREATED\tPUBLISHED")
+    for line in lines:
+        click.echo(line)
+
+
+def _remove(journal: Journal, user_id: int | None, ids: list[int]) -> list[str]:
+    """Delete the bundles' records (one transaction), then their files; print each; return problems."""
+    from journal.services import publishing
+
+    with journal.transaction() as session:
+        removed = publishing.delete_bundles(session, user_id, ids)
+    problems = publishing.remove_bundle_files(removed)
+    for item in removed:
+        click.echo(f"removed: {item.name} ({size_text(item.bytes)})")
+    for problem in problems:
+        click.echo(f"kept file: {problem}", err=True)
+    return problems
+
+
+@bundles_group.command("rm")
+@click.argument("ids", nargs=-1, required=True, type=click.IntRange(min=1))
+@account_options
+@pass_journal
+@reports_errors
+def bundles_rm_cmd(journal: Journal, ids: tuple[int, ...], user_name: str | None, all_users: bool) -> None:
+    """Delete bundles by id (see `journal bundles list`): the record and the file.
+
+    Their posts count as not exported again for that platform (unless another bundle holds them);
+    posts already published stay published. A pending e-mail bundle is then never sent. A file
+    that changed since it was written is left in place and reported. Any id that is not a bundle
+    of the account stops the command before anything is deleted.
+
+    Example: journal bundles rm 12 13
+    """
+    with journal.transaction() as session:
+        user_id = account_scope(session, user_name, all_users=all_users)
+    if _remove(journal, user_id, list(ids)):
+        sys.exit(1)
+
+
+@bundles_group.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    type=click.FloatRange(min=0),
+    help="Also bundles made more than DAYS days ago (published or not).",
+    metavar="DAYS",
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@account_options
+@pass_journal
+@reports_errors
+def bundles_prune_cmd(
+    journal: Journal, older_than: float | None, dry_run: bool, user_name: str | None, all_users: bool
+) -> None:
+    """Delete bundles already published, and with --older-than DAYS those older than that.
+
+    Example: journal bundles prune --older-than 30 --dry-run
+    """
+    from journal.models import Export
+    from journal.services import publishing
+
+    with journal.transaction() as session:
+        user_id = account_scope(session, user_name, all_users=all_users)
+        ids = publishing.prunable_bundles(session, user_id, older_than_days=older_than)
+        sizes = {i: (e.name, e.bytes) for i in ids if (e := session.get(Export, i)) is not None}
+    total = sum(size for _, size in sizes.values())
+    plural = "" if len(ids) == 1 else "s"
+    if dry_run:
+        for name, _ in sizes.values():
+            click.echo(f"would remove: {name}")
+        click.echo(f"would remove {len(ids)} bundle{plural} ({size_text(total)})")
+        return
+    problems = _remove(journal, user_id, ids) if ids else []
+    click.echo(f"removed {len(ids)} bundle{plural}, freed up to {size_text(total)}")
+    if problems:
+        sys.exit(1)

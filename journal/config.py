@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -61,6 +62,10 @@ class Settings:
     #: Host names the app answers on (besides IP literals and localhost); empty: any name, except
     #: that /setup answers only on an IP literal or localhost (no claiming through DNS rebinding).
     trusted_hosts: tuple[str, ...] = ()
+    #: Where other accounts' e-mail may go: addresses and "@domain" entries (the owner's goes anywhere).
+    mail_allowed_recipients: tuple[str, ...] = ()
+    #: Storage per account (originals, renditions, bundles) in bytes; 0 means no quota.
+    quota_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.thumb_size <= 0 or self.web_size < self.thumb_size:
@@ -73,6 +78,8 @@ class Settings:
             raise ValueError("limits must be positive")
         if not 0 <= self.proxy_fix <= 5:
             raise ValueError("proxy_fix is the number of trusted proxies, 0 to 5")
+        if self.quota_bytes < 0:
+            raise ValueError("the quota must not be negative (0: no quota)")
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'journal.db'}")
 
@@ -133,6 +140,14 @@ class Settings:
         ):
             if env.get(key):
                 values[name] = duration_s(env[key])
+        if env.get("JOURNAL_MAIL_ALLOWED_RECIPIENTS"):
+            entries = env["JOURNAL_MAIL_ALLOWED_RECIPIENTS"].replace(",", " ").split()
+            values["mail_allowed_recipients"] = tuple(entries)
+        if env.get("JOURNAL_QUOTA_MB"):
+            quota_mb = float(env["JOURNAL_QUOTA_MB"])
+            if not math.isfinite(quota_mb):
+                raise ValueError("JOURNAL_QUOTA_MB must be a number of megabytes")
+            values["quota_bytes"] = round(quota_mb * 1_000_000)
         if env.get("JOURNAL_ONLINE_TILES_URL"):
             values["online_tiles_url"] = env["JOURNAL_ONLINE_TILES_URL"]
         if env.get("JOURNAL_PROXY_FIX"):

@@ -31,3 +31,7 @@ class InvalidInput(JournalError):
 
 class AuthError(JournalError):
     """Authentication failed or is missing."""
+
+
+class QuotaExceeded(JournalError):
+    """The account's storage quota leaves no room for what would be written."""

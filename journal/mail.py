@@ -19,11 +19,13 @@ Exactly once
 
 from __future__ import annotations
 
+import email.headerregistry
 import email.policy
 import email.utils
 import ipaddress
 import logging
 import mimetypes
+import re
 import smtplib
 import ssl
 import time
@@ -31,6 +33,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.errors import HeaderParseError
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -74,7 +77,7 @@ def build_eml(
     message = EmailMessage(policy=_POLICY)
     message["From"] = _check_address(sender)
     if to:
-        message["To"] = _check_address(to)
+        message["To"] = parse_recipient(to)
     message["Subject"] = " ".join(subject.split())
     message["Date"] = email.utils.format_datetime(date or datetime.now(UTC))
     message["Message-ID"] = _check_message_id(message_id)
@@ -102,6 +105,86 @@ def _check_address(value: str) -> str:
     if "@" not in address or any(c in value for c in "\r\n"):
         raise InvalidInput(f"not an e-mail address: {value!r}")
     return value
+
+
+# --- recipients ---
+
+#: Characters that route mail onwards through the receiving server (RFC 1123 5.2.16, "%-hack", UUCP "!").
+_ROUTING = frozenset("%!@")
+_DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def parse_recipient(value: str) -> str:
+    """The one plain address in value (display name dropped, domain lowercased); InvalidInput otherwise.
+
+    Parsed by the e-mail package's own header parser (email.headerregistry), the way a To header
+    is read, and refused when it holds anything but exactly one mailbox: lists, groups, line
+    breaks (header injection), parse defects, display names that hold an address (the text a
+    reader sees would not be where the mail goes), route and %-hack local parts, IP literals.
+    """
+    value = value.strip()
+    bad = InvalidInput(
+        f"not an e-mail address: {value!r} (give one e-mail address, such as name@example.org)"
+    )
+    if not value or any(not c.isprintable() for c in value):
+        raise bad
+    try:
+        header = email.policy.default.header_factory("To", value)
+    except (HeaderParseError, IndexError, ValueError):
+        raise bad from None
+    groups = header.groups
+    addresses = header.addresses
+    if len(addresses) > 1 or any(group.display_name is not None for group in groups):
+        raise InvalidInput(f"give exactly one e-mail address, not a list: {value!r}")
+    if header.defects or len(addresses) != 1:
+        raise bad
+    address: email.headerregistry.Address = addresses[0]
+    domain = address.domain.lower()
+    if (
+        not address.username
+        or _ROUTING & set(address.username)
+        or "@" in address.display_name
+        or not _is_hostname(domain)
+    ):
+        raise bad
+    return f"{email.headerregistry.Address(username=address.username, domain=domain).addr_spec}"
+
+
+def _is_hostname(domain: str) -> bool:
+    """A dotted host name (letters, digits, dashes; IDNA A-labels): no IP literals, no trailing dot."""
+    labels = domain.split(".")
+    return len(labels) >= 2 and len(domain) <= 253 and all(_DOMAIN_LABEL.match(label) for label in labels)
+
+
+@dataclass(frozen=True)
+class RecipientPolicy:
+    """The recipients the owner allows: whole addresses and @domains, compared without case."""
+
+    addresses: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, entries: str | Sequence[str]) -> RecipientPolicy:
+        """From "a@b.org, @family.example" (commas or spaces) or a list; InvalidInput names a bad entry."""
+        items = entries.replace(",", " ").split() if isinstance(entries, str) else list(entries)
+        addresses, domains = set(), set()
+        for item in (entry.strip() for entry in items):
+            if item.startswith("@"):
+                if not _is_hostname(item[1:].lower()):
+                    raise InvalidInput(f"not a mail domain: {item!r} (write @example.org)")
+                domains.add(item[1:].lower())
+            elif item:
+                addresses.add(parse_recipient(item).lower())
+        return cls(frozenset(addresses), frozenset(domains))
+
+    def allows(self, address: str) -> bool:
+        """Whether a plain address (as parse_recipient gives it) is on the list."""
+        folded = address.lower()
+        return folded in self.addresses or folded.rpartition("@")[2] in self.domains
+
+    def describe(self) -> list[str]:
+        """The list for people: addresses, then "any address @domain"."""
+        return sorted(self.addresses) + [f"any address @{domain}" for domain in sorted(self.domains)]
 
 
 def _check_message_id(value: str) -> str:
@@ -185,20 +268,34 @@ class PendingMessage:
 
 
 def pending_from_eml(data: bytes | Path, *, to: str | None = None) -> PendingMessage:
-    """A PendingMessage from a built message's headers (Message-ID, From, To/Cc); `to` replaces To/Cc."""
+    """A PendingMessage from a built message's headers (Message-ID, From, To); `to` replaces To.
+
+    A message goes to one address: several To headers or addresses, or any Cc, Bcc or Resent-*
+    header, make it InvalidInput (the journal never writes them, so they were added by someone else).
+    """
     raw = data.read_bytes() if isinstance(data, Path) else data
-    headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+    headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
     message_id = str(headers.get("Message-ID", "")).strip()
     _, sender = email.utils.parseaddr(str(headers.get("From", "")))
-    recipients: tuple[str, ...]
+    extra = [
+        key for key in headers.keys() if key.lower() in ("cc", "bcc") or key.lower().startswith("resent-")
+    ]
+    if extra:
+        raise InvalidInput(f"the message has {extra[0]} recipients: only one To address is sent")
+    found = headers.get_all("To", [])
+    if len(found) > 1:
+        raise InvalidInput("the message has several To headers: only one To address is sent")
+    recipients: tuple[str, ...] = ()
     if to:
-        recipients = (email.utils.parseaddr(_check_address(to))[1],)
-    else:
-        found = email.utils.getaddresses(
-            [str(v) for v in headers.get_all("To", []) + headers.get_all("Cc", [])]
-        )
-        recipients = tuple(address for _, address in found if address)
+        recipients = (parse_recipient(to),)
+    elif found:
+        recipients = (parse_recipient(_unfold(str(found[0]))),)
     return PendingMessage(_check_message_id(message_id), data, sender, recipients)
+
+
+def _unfold(value: str) -> str:
+    """A header value as one line (RFC 5322 2.2.3): folding line breaks removed, bare ones kept."""
+    return re.sub(r"\r?\n(?=[ \t])", "", value)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import fcntl
 import functools
 import hashlib
 import logging
@@ -41,7 +42,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, get_args
+from typing import BinaryIO, Literal, get_args
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,13 +50,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from journal import bundle, mail, privacy, storage
 from journal.batching import MIME_MESSAGE_OVERHEAD, MIME_PART_OVERHEAD, eml_attachment_bytes, plan_batches
 from journal.config import Settings
-from journal.errors import InvalidInput, NotFound, UnreadableFile
+from journal.errors import Conflict, InvalidInput, NotFound, UnreadableFile
 from journal.exportfiles import FILE_ERRORS, FileJob, MadeFile, Workers, file_kind, one_line
 from journal.geo import is_valid_position
 from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Trip, User
 from journal.platforms import Platform, fit_caption, get_platform, part_suffix, split_post
 from journal.privacy import ExifKeep, LocationMode
-from journal.services import geotagging
+from journal.services import geotagging, quota, recipients
 from journal.services.housekeeping import writer_guard
 from journal.services.owned import owned
 from journal.services.zones import zones_for
@@ -104,7 +105,7 @@ class ExportRequest:
         if self.format == "eml":
             _check_address(self.mail_from)
             if self.mail_to:
-                _check_address(self.mail_to)
+                object.__setattr__(self, "mail_to", mail.parse_recipient(self.mail_to))
 
     @property
     def batch_limit(self) -> int | None:
@@ -183,6 +184,22 @@ def find_trip(session: Session, user_id: int, title: str) -> Trip:
 def check_trip(session: Session, user_id: int, trip_id: int) -> Trip:
     """The user's trip with that id; NotFound for a missing id or somebody else's trip."""
     return owned(session, Trip, trip_id, user_id, "trip")
+
+
+def check_request(session: Session, settings: Settings, request: ExportRequest) -> User:
+    """The request's user, once its trip, recipient and quota allow the export; else an error."""
+    user = session.get(User, request.user_id)
+    if user is None:
+        raise NotFound("no such user")
+    if request.trip_id is not None:
+        check_trip(session, request.user_id, request.trip_id)
+    if request.format == "eml" and request.mail_to:
+        recipients.check_recipient(settings, user, request.mail_to)
+    if settings.quota_bytes:
+        usage = quota.usage(session, settings, request.user_id)
+        if usage.room == 0:
+            raise usage.refuse()
+    return user
 
 
 def exported_post_ids(platform: str, user_id: int) -> Select[int]:
@@ -426,6 +443,8 @@ class ExportRun:
     title: str
     out_dir: Path
     staging: Path | None
+    #: The account's storage before the run (its quota is checked before each bundle is written).
+    usage: quota.Usage = quota.Usage(0, 0, 0)
 
     @property
     def created_text(self) -> str:
@@ -470,6 +489,48 @@ class _Ticker:
             self.callback(Progress(self.phase, min(self.done, self.total), self.total))
 
 
+class ExportLock:
+    """One export at a time per account, in every process: an flock on <home>/.locks/export-<id>.lock.
+
+    The lock file is never removed (removing a file someone holds a lock on would let a second
+    holder in); the kernel drops the lock when its holder exits, crashed or not.
+    """
+
+    def __init__(self, settings: Settings, user_id: int) -> None:
+        self.path = settings.home / ".locks" / f"export-{int(user_id)}.lock"
+        self._handle: BinaryIO | None = None
+
+    def acquire(self) -> ExportLock:
+        """Take the lock without waiting; Conflict when another export of the account holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+b")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise Conflict("an export is already running for this account; wait for it to finish") from None
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        """Let the next export in."""
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> ExportLock:
+        return self.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
+def export_lock(settings: Settings, user_id: int) -> ExportLock:
+    """The account's export lock (not taken yet: use it as a context manager, or acquire())."""
+    return ExportLock(settings, user_id)
+
+
 def run_export(
     factory: sessionmaker[Session],
     settings: Settings,
@@ -477,25 +538,43 @@ def run_export(
     *,
     on_progress: ProgressCallback | None = None,
     on_bundle: Callable[[WrittenBundle], None] | None = None,
+    lock: ExportLock | None = None,
 ) -> ExportOutcome:
     """Export the requested posts; each batch is written atomically and recorded in its own transaction.
 
     on_bundle is told about each bundle as soon as it is recorded (a later failure leaves those in place).
+    The account's export lock is taken for the run (Conflict when another export of it runs), unless
+    the caller holds it already and passes it as `lock`. QuotaExceeded when the bundles would not fit.
 
     Like Importer.run this takes the session factory, not a session: a long run must not hold one
     transaction open, and every batch commits on its own.
     """
+    if lock is not None:
+        return _run_export(factory, settings, request, on_progress, on_bundle)
+    with export_lock(settings, request.user_id):
+        return _run_export(factory, settings, request, on_progress, on_bundle)
+
+
+def _run_export(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    request: ExportRequest,
+    on_progress: ProgressCallback | None,
+    on_bundle: Callable[[WrittenBundle], None] | None,
+) -> ExportOutcome:
+    """run_export with the account's lock held."""
     with factory() as session:
-        user = session.get(User, request.user_id)
-        if user is None:
-            raise NotFound("no such user")
+        check_request(session, settings, request)
         trip = check_trip(session, request.user_id, request.trip_id) if request.trip_id is not None else None
         zones = zones_for(session, request.user_id)
         posts = select_posts(session, settings, request)
+        usage = (
+            quota.usage(session, settings, request.user_id) if settings.quota_bytes else quota.Usage(0, 0, 0)
+        )
     outcome = ExportOutcome(posts=len(posts))
     if not posts:
         return outcome
-    run = _new_run(settings, request, trip.title if trip else "Journal")
+    run = _new_run(settings, request, trip.title if trip else "Journal", usage)
     ticker = _Ticker(sum(len(post.photos) for post in posts), on_progress)
     count = settings.workers if ticker.total > 1 else 1
     with writer_guard(settings, factory), _work_folder(settings) as work, Workers(count) as workers:
@@ -504,7 +583,7 @@ def run_export(
     return outcome
 
 
-def _new_run(settings: Settings, request: ExportRequest, title: str) -> ExportRun:
+def _new_run(settings: Settings, request: ExportRequest, title: str, usage: quota.Usage) -> ExportRun:
     """Run-wide values: id, time, title, where files go and whether staging can be used."""
     out_dir = (request.out_dir or settings.exports_dir).expanduser().resolve()
     return ExportRun(
@@ -515,6 +594,7 @@ def _new_run(settings: Settings, request: ExportRequest, title: str) -> ExportRu
         title=title,
         out_dir=out_dir,
         staging=staging_for(out_dir, settings.staging_dir),
+        usage=usage,
     )
 
 
@@ -649,14 +729,25 @@ def _write_batches(
         batches = bundle.plan_bundles(groups, limit, title=run.title)
     else:
         batches = plan_eml_batches(groups, limit, title=run.title)
+    usage = run.usage
+    if not usage.fits(sum(_photo_bytes(posts) for posts in batches)):
+        raise usage.refuse()  # before the first bundle: an export that cannot fit writes nothing
     for number, posts in enumerate(batches, start=1):
+        if not usage.fits(_photo_bytes(posts)):
+            raise usage.refuse()
         ticker.set_phase(f"Writing bundle {number} of {len(batches)}")
         written = _write_and_record(factory, run, posts, number, len(batches), workers)
+        usage = usage.plus(bundles=written.bytes)
         outcome.bundles.append(written)
         if on_bundle is not None:
             on_bundle(written)
         _remove_made_files(posts)
     ticker.set_phase("Done")
+
+
+def _photo_bytes(posts: Sequence[bundle.BundlePost]) -> int:
+    """What a batch's photos take (its page and map come on top: counted once written)."""
+    return sum(file.size_bound() for post in posts for file in post.files)
 
 
 def _write_and_record(

@@ -26,9 +26,9 @@ from journal.config import Settings
 from journal.errors import JournalError, UnreadableFile
 from journal.geotag import PlacePolicy
 from journal.metadata import PhotoMetadata, read_metadata
-from journal.models import ImportFailure, Photo, Post, Trip
+from journal.models import ImportFailure, Photo, Post, Track, Trip
 from journal.renditions import make_web_renditions, set_decode_lock
-from journal.services import geotagging, tracks
+from journal.services import geotagging, quota, tracks
 from journal.services.housekeeping import writer_guard
 
 logger = logging.getLogger(__name__)
@@ -375,6 +375,9 @@ class Importer:
         self.options = options
         self._todo: dict[str, Candidate] = {}
         self._has_tracks: bool | None = None
+        #: The account's storage as this run goes (None without a quota), and bytes held for files in flight.
+        self._usage: quota.Usage | None = None
+        self._reserved: dict[str, int] = {}
 
     def run(
         self, candidates: Iterable[Candidate], on_result: Callable[[FileResult], None] | None = None
@@ -399,12 +402,58 @@ class Importer:
         gpx_files = [c for c in todo if c.kind == "track"]
         todo = [c for c in todo if c.kind != "track"]
         self._todo = {c.name: c for c in todo}
+        if self.settings.quota_bytes:
+            with self.factory() as session:
+                self._usage = quota.usage(session, self.settings, self.options.user_id)
         with writer_guard(self.settings, self.factory):
             for candidate in gpx_files:
-                self._finish(summary, self._import_track(candidate), on_result)
+                result = self._admit(candidate) or self._import_track(candidate)
+                self._finish(summary, self._settle(result), on_result)
             for outcome in self._prepare_all(todo):
-                self._finish(summary, self._store(outcome), on_result)
+                self._finish(summary, self._settle(self._store(outcome)), on_result)
         return summary
+
+    def _admit(self, candidate: Candidate) -> FileResult | None:
+        """None when the file may be written; a failed result when the quota has no room for it.
+
+        A file whose content the account holds already writes nothing, so it is let through
+        (to come back as a duplicate) even when the quota is reached.
+        """
+        if self._usage is None:
+            return None
+        try:
+            size = candidate.path.stat().st_size
+        except OSError:
+            return None  # prepare() reports why the file cannot be read
+        if self._usage.fits(size):
+            self._usage = self._usage.plus(originals=size)
+            self._reserved[candidate.name] = size
+            return None
+        if self._holds_already(candidate):
+            return None
+        logger.info("quota: %s refused for user %d", candidate.name, self.options.user_id)
+        return FileResult(candidate.name, "failed", error=self._usage.message())
+
+    def _holds_already(self, candidate: Candidate) -> bool:
+        """Whether the account stores this file's content already (as a photo or a track)."""
+        sha = storage.sha256_file(candidate.path)
+        if candidate.kind != "track":
+            return self._stored_id(sha) is not None
+        with self.factory() as session:
+            query = select(Track.id).where(Track.user_id == self.options.user_id, Track.sha256 == sha)
+            return session.scalar(query) is not None
+
+    def _settle(self, result: FileResult) -> FileResult:
+        """Quota book-keeping once a file is done: give back what nothing used, add the renditions made."""
+        if self._usage is None:
+            return result
+        held = self._reserved.pop(result.name, 0)
+        if result.status != "imported":
+            self._usage = self._usage.plus(originals=-held)
+        elif result.sha256 and result.track_id is None:
+            made = quota.rendition_bytes(self.settings, self.options.user_id, result.sha256)
+            self._usage = self._usage.plus(renditions=made)
+        return result
 
     def _prepare_all(self, todo: list[Candidate]) -> Iterator[Prepared | FileResult]:
         big = [c for c in todo if is_big_heif(c.path)]
@@ -414,13 +463,13 @@ class Importer:
         # turns anyway: one at a time in this process, after the workers are gone, keeps an
         # import under ~500 MB at the same speed.
         for c in big:
-            yield prepare(self.settings, self.options.user_id, c.path, c.name)
+            yield self._admit(c) or prepare(self.settings, self.options.user_id, c.path, c.name)
 
     def _prepare_in_pool(self, todo: list[Candidate]) -> Iterator[Prepared | FileResult]:
         workers = min(self.settings.workers, len(todo))
         if workers <= 1:
             for c in todo:
-                yield prepare(self.settings, self.options.user_id, c.path, c.name)
+                yield self._admit(c) or prepare(self.settings, self.options.user_id, c.path, c.name)
             return
         context = multiprocessing.get_context("fork")
         # Big full-size decodes (48 MP HEIC: ~230 MB inside libheif) take turns across workers,
@@ -432,6 +481,10 @@ class Importer:
             pending: set[Future[Prepared | FileResult]] = set()
             queue = iter(todo)
             for c in queue:
+                refused = self._admit(c)  # before the worker writes anything
+                if refused is not None:
+                    yield refused
+                    continue
                 pending.add(pool.submit(prepare, self.settings, self.options.user_id, c.path, c.name))
                 if len(pending) >= workers * 2:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import ssl
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from journal import bundle, mail, storage
+from journal.config import Settings
 from journal.errors import InvalidInput, JournalError, NotFound
-from journal.models import Export, ExportPost, OutgoingMessage, Post, Publication
+from journal.models import Export, ExportPost, OutgoingMessage, Post, Publication, User
+from journal.services import recipients
 from journal.services.owned import owned
 
 logger = logging.getLogger(__name__)
@@ -144,6 +147,8 @@ class BundleRow:
     detail: str | None
     url: str | None
     on_disk: bool
+    #: For an e-mail bundle: the one address it goes to (None: `journal send --to` decides).
+    to: str | None = None
 
 
 def list_bundles(session: Session, user_id: int, *, limit: int = 200) -> list[BundleRow]:
@@ -195,7 +200,113 @@ def _bundle_row(
         status, detail = "failed", message.last_error
     else:
         status = "pending"
-    return BundleRow(export, posts, status, detail, url, Path(export.path).is_file())
+    to = message.to if message is not None else None
+    return BundleRow(export, posts, status, detail, url, Path(export.path).is_file(), to)
+
+
+# --- deleting bundles ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemovedBundle:
+    """A bundle whose record is gone: where its file was written, and what it held when written."""
+
+    id: int
+    name: str
+    path: Path
+    sha256: str
+    bytes: int
+
+
+def delete_bundles(session: Session, user_id: int | None, export_ids: Sequence[int]) -> list[RemovedBundle]:
+    """Delete the records of these bundles (the user's; anybody's when user_id is None); flushes.
+
+    NotFound ("no bundle ID") for any id that is not the user's, and then nothing is deleted.
+    What goes with a record: its post links (so its posts count as "not exported" again for that
+    platform unless another bundle holds them) and its pending e-mail (never sent now); the
+    publications of its posts stay, without the bundle. The files are removed after the commit,
+    by remove_bundle_files (rows before files: a crash leaves an unrecorded file, not a dangling row).
+    """
+    exports = []
+    for export_id in dict.fromkeys(export_ids):
+        export = session.get(Export, export_id)
+        if export is None or (user_id is not None and export.user_id != user_id):
+            raise NotFound(f"no bundle {export_id}")
+        exports.append(export)
+    removed = [RemovedBundle(e.id, e.name, Path(e.path), e.sha256, e.bytes) for e in exports]
+    ids = [e.id for e in exports]
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        session.execute(update(Publication).where(Publication.export_id.in_(chunk)).values(export_id=None))
+        session.execute(delete(OutgoingMessage).where(OutgoingMessage.export_id.in_(chunk)))
+    for export in exports:
+        session.delete(export)
+    session.flush()
+    for item in removed:
+        logger.info("bundle %d (%s) deleted", item.id, item.name)
+    return removed
+
+
+def remove_bundle_files(removed: Sequence[RemovedBundle]) -> list[str]:
+    """Delete the files of deleted bundles; one that is no longer the bundle written is left and reported."""
+    problems = []
+    for item in removed:
+        try:
+            if item.path.stat().st_size != item.bytes or storage.sha256_file(item.path) != item.sha256:
+                problems.append(
+                    f"{item.name}: {item.path} is not the bundle that was written any more; left in place"
+                )
+                continue
+            item.path.unlink()
+        except FileNotFoundError:
+            continue  # already gone: nothing to free
+        except OSError as exc:
+            problems.append(f"{item.name}: cannot remove {item.path}: {exc}")
+    return problems
+
+
+def prunable_bundles(
+    session: Session,
+    user_id: int | None,
+    *,
+    older_than_days: float | None = None,
+    now: datetime | None = None,
+) -> list[int]:
+    """Ids of the bundles `journal bundles prune` removes: published ones, and (given days) older ones."""
+    published = select(Publication.export_id).where(Publication.export_id.is_not(None))
+    condition: ColumnElement[bool] = Export.id.in_(published)
+    if older_than_days is not None:
+        if not math.isfinite(older_than_days) or older_than_days < 0:
+            raise InvalidInput("--older-than takes a number of days (0 or more)")
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=older_than_days)
+        condition = or_(condition, Export.created_at < cutoff)
+    stmt = select(Export.id).where(condition).order_by(Export.created_at, Export.id)
+    if user_id is not None:
+        stmt = stmt.where(Export.user_id == user_id)
+    return list(session.scalars(stmt))
+
+
+def bundle_table(session: Session, user_id: int | None) -> list[tuple[Export, datetime | None]]:
+    """Bundles oldest first (the user's, or everyone's), each with when its posts were first published."""
+    first = (
+        select(Publication.export_id, func.min(Publication.published_at).label("at"))
+        .where(Publication.export_id.is_not(None))
+        .group_by(Publication.export_id)
+        .subquery()
+    )
+    stmt = (
+        select(Export, first.c.at)
+        .outerjoin(first, first.c.export_id == Export.id)
+        .order_by(Export.created_at, Export.id)
+    )
+    if user_id is not None:
+        stmt = stmt.where(Export.user_id == user_id)
+    return [(export, _aware(at)) for export, at in session.execute(stmt)]
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time read through an aggregate comes back naive (UTC as stored)."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 # --- sending e-mail bundles ------------------------------------------------------------------
@@ -203,10 +314,12 @@ def _bundle_row(
 
 @dataclass(frozen=True)
 class _Pending:
-    """A pending message as read from the database."""
+    """A pending message as read from the database, with the account it belongs to."""
 
     message_id: str
     path: Path
+    user_name: str = ""
+    is_owner: bool = True
 
 
 @dataclass
@@ -229,14 +342,18 @@ class SendOutcome:
 def pending_messages(session: Session, user_id: int | None) -> list[_Pending]:
     """Messages not sent yet (all users' when user_id is None), oldest first."""
     stmt = (
-        select(OutgoingMessage.message_id, OutgoingMessage.path)
+        select(OutgoingMessage.message_id, OutgoingMessage.path, User.name, User.is_owner)
         .join(Export, Export.id == OutgoingMessage.export_id)
+        .join(User, User.id == Export.user_id)
         .where(OutgoingMessage.sent_at.is_(None))
         .order_by(OutgoingMessage.id)
     )
     if user_id is not None:
         stmt = stmt.where(Export.user_id == user_id)
-    return [_Pending(message_id, Path(path)) for message_id, path in session.execute(stmt)]
+    return [
+        _Pending(message_id, Path(path), name, bool(is_owner))
+        for message_id, path, name, is_owner in session.execute(stmt)
+    ]
 
 
 def send_pending(
@@ -245,6 +362,7 @@ def send_pending(
     *,
     user_id: int | None,
     to: str | None = None,
+    settings: Settings | None = None,
     retries: int = 3,
     backoff_s: float = 2.0,
     timeout_s: float = 60.0,
@@ -254,16 +372,20 @@ def send_pending(
     """Send every pending e-mail bundle once; each one sent is committed as sent right away.
 
     Like run_export this takes the session factory: `mark_sent` must commit per message, so a
-    re-run (or a run after a crash) skips what went out before. `to` replaces the To header.
+    re-run (or a run after a crash) skips what went out before. `to` (one address, the operator's
+    choice) replaces the To header; without it each message goes to its own To address, only when
+    that account may use it (journal.services.recipients; `settings` holds the owner's list).
     """
     mail.parse_smtp_url(smtp_url)  # a bad URL fails before anything is read
+    to = mail.parse_recipient(to) if to else None
+    allowed = recipients.policy(settings) if settings is not None else mail.RecipientPolicy()
     with factory() as session:
         pending = pending_messages(session, user_id)
     outcome = SendOutcome(mail.SendReport(), {p.message_id: p.path.name for p in pending})
     unreadable: list[tuple[str, str]] = []
     report = mail.send_messages(
         smtp_url,
-        _read_messages(pending, to, unreadable),
+        _read_messages(pending, to, unreadable, allowed),
         already_sent=lambda message_id: _is_sent(factory, message_id),
         mark_sent=lambda message_id: _mark_sent(factory, message_id, to),
         retries=retries,
@@ -279,17 +401,39 @@ def send_pending(
 
 
 def _read_messages(
-    pending: Sequence[_Pending], to: str | None, unreadable: list[tuple[str, str]]
+    pending: Sequence[_Pending],
+    to: str | None,
+    unreadable: list[tuple[str, str]],
+    allowed: mail.RecipientPolicy,
 ) -> Iterator[mail.PendingMessage]:
-    """Each pending message read from its file (one at a time); files that cannot be used go to unreadable."""
+    """Each pending message read from its file (one at a time); files that cannot be used go to unreadable.
+
+    A message whose recipient its account may not use is never handed to the SMTP client.
+    """
     for item in pending:
         try:
             message = mail.pending_from_eml(item.path, to=to)
-        except (OSError, JournalError) as exc:
+        except OSError as exc:
             unreadable.append((item.message_id, f"cannot read {item.path.name}: {exc}"))
+            continue
+        except JournalError as exc:
+            unreadable.append((item.message_id, f"not sent: {exc}"))
             continue
         if message.message_id != item.message_id:
             unreadable.append((item.message_id, f"{item.path.name} holds another Message-ID than its record"))
+            continue
+        refused = [r for r in message.recipients if not (to or item.is_owner or allowed.allows(r))]
+        if refused:
+            logger.warning(
+                "not sending %s of %s to %s: not allowed", item.path.name, item.user_name, refused[0]
+            )
+            unreadable.append(
+                (
+                    item.message_id,
+                    f"recipient {refused[0]} is not allowed for account {item.user_name}"
+                    " (JOURNAL_MAIL_ALLOWED_RECIPIENTS)",
+                )
+            )
             continue
         yield message
 

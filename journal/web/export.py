@@ -1,7 +1,8 @@
 """The export page: run an export (in the background, progress polled by export.js), past bundles, zones.
 
-Jobs live in memory, per process, each owned by the user who started it; a user runs one at a
-time. Without JavaScript the form posts normally and the export runs inside the request.
+Jobs live in memory, per process, each owned by the user who started it. A user runs one export
+at a time on every path (exporting.ExportLock, shared with other processes and the CLI): without
+JavaScript the form posts normally and the export runs inside the request, holding the same lock.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ from werkzeug.datastructures import MultiDict
 
 from journal.app import ERROR_STATUS, get_db, get_settings
 from journal.config import Settings
-from journal.errors import Conflict, InvalidInput, JournalError, NotFound
+from journal.errors import Conflict, InvalidInput, JournalError, NotFound, QuotaExceeded
 from journal.models import Trip
 from journal.platforms import PLATFORMS, Platform
 from journal.privacy import check_location_mode
-from journal.services import exporting, publishing, zones
+from journal.services import exporting, publishing, quota, recipients, zones
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ FORMAT_CHOICES = (
     ("eml", "E-mail", "One ready-to-send message per batch, sent later by journal send."),
 )
 #: Errors a form shows next to itself (anything else goes to the error page).
-FORM_ERRORS = (InvalidInput, Conflict)
+FORM_ERRORS = (InvalidInput, Conflict, QuotaExceeded)
 
 
 # --- background jobs -----------------------------------------------------------------------
@@ -164,12 +165,16 @@ def jobs() -> Jobs:
 
 
 def run_job(
-    job: Job, factory: sessionmaker[Session], settings: Settings, req: exporting.ExportRequest
+    job: Job,
+    factory: sessionmaker[Session],
+    settings: Settings,
+    req: exporting.ExportRequest,
+    lock: exporting.ExportLock,
 ) -> None:
-    """The thread's body: run the export and file the outcome in the job."""
+    """The thread's body: run the export (its request took the account's lock) and file the outcome."""
     try:
         outcome = exporting.run_export(
-            factory, settings, req, on_progress=job.progress, on_bundle=job.add_bundle
+            factory, settings, req, on_progress=job.progress, on_bundle=job.add_bundle, lock=lock
         )
     except JournalError as exc:
         job.fail(str(exc))
@@ -178,6 +183,8 @@ def run_job(
         job.fail("the export failed unexpectedly; the server log has the details")
     else:
         job.finish(outcome)
+    finally:
+        lock.release()
 
 
 # --- forms ---------------------------------------------------------------------------------
@@ -248,6 +255,9 @@ def render_page(error: str | None = None, status: int = 200) -> tuple[str, int]:
         locations=LOCATION_CHOICES,
         formats=FORMAT_CHOICES,
         bundles=publishing.list_bundles(session, user_id),
+        recipients=recipients.allowed_text(get_settings(), is_owner=bool(current_user.is_owner)),
+        is_owner=bool(current_user.is_owner),
+        storage_used=quota.usage(session, get_settings(), user_id).text(),
         zones=zones.list_zones(session, user_id),
         job=job,
         running=jobs().running(user_id),
@@ -280,13 +290,12 @@ def start() -> Any:
     """Run an export: in the background for export.js (202 + job URL), else right away (303 back)."""
     try:
         req = parse_export_form(request.form, current_user.id)
-        if req.trip_id is not None:
-            exporting.check_trip(get_db(), current_user.id, req.trip_id)
         factory, settings = current_app.extensions["journal.sessions"], get_settings()
+        exporting.check_request(get_db(), settings, req)
         if jobs().running(current_user.id):
             raise Conflict("an export is already running; wait for it to finish")
         if request.accept_mimetypes.best == "application/json":
-            job = jobs().start(current_user.id, lambda job: run_job(job, factory, settings, req))
+            job = _start_job(factory, settings, req)
             status_url = url_for(".job_status", job_id=job.id)
             return jsonify(job=job.id, status_url=status_url, page_url=url_for(".index", job=job.id)), 202
         outcome = exporting.run_export(factory, settings, req)
@@ -294,6 +303,16 @@ def start() -> Any:
         return _form_error(exc)
     flash(_summary(outcome))
     return redirect(url_for(".index"), 303)
+
+
+def _start_job(factory: sessionmaker[Session], settings: Settings, req: exporting.ExportRequest) -> Job:
+    """Take the account's export lock here (a refusal is this request's 409), then run in a thread."""
+    lock = exporting.export_lock(settings, req.user_id).acquire()
+    try:
+        return jobs().start(req.user_id, lambda job: run_job(job, factory, settings, req, lock))
+    except BaseException:
+        lock.release()
+        raise
 
 
 def _plural(count: int, noun: str) -> str:
@@ -339,6 +358,17 @@ def mark_published(export_id: int) -> Any:
     session.commit()
     flash(f"Marked {count} post{'' if count == 1 else 's'} of {export.name} as published.")
     return redirect(url_for(".index"), 303)
+
+
+@bp.post("/export/bundles/<int:export_id>/delete")
+def delete_bundle(export_id: int) -> Any:
+    """Delete one of the user's bundles: its record, then its file (404 for anybody else's)."""
+    session = get_db()
+    removed = publishing.delete_bundles(session, current_user.id, [export_id])
+    session.commit()
+    problems = publishing.remove_bundle_files(removed)
+    flash(f"Deleted {removed[0].name}." + (f" {problems[0]}" if problems else ""))
+    return redirect(url_for(".index", _anchor="bundles"), 303)
 
 
 @bp.post("/export/zones")

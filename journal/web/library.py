@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 from journal.app import ERROR_STATUS, get_db, get_settings
 from journal.errors import Conflict, InvalidInput
 from journal.models import Photo
-from journal.services import editing, geotagging, library
+from journal.services import editing, geotagging, library, quota
 
 bp = Blueprint("library", __name__)
 
@@ -117,7 +117,15 @@ def index() -> Any:
         page=grid.page,
         flt=grid.filter,
         upload_url=optional_url("upload.index"),
+        storage_used=_storage_used(settings),
     )
+
+
+def _storage_used(settings: Any) -> str | None:
+    """ "N MB of M MB used" when a quota applies (the export page shows it always)."""
+    if not settings.quota_bytes:
+        return None
+    return quota.usage(get_db(), settings, current_user.id).text()
 
 
 @bp.get("/photos/<int:photo_id>")
