@@ -436,3 +436,41 @@ def test_machine_readable_times_keep_four_digit_years() -> None:
     key = SortKey(datetime(1, 1, 1), 7)
     assert SortKey.parse(key.token()) == key
     assert format_datetime(datetime(1, 1, 1), "%d %b %Y") == "01 Jan 0001"
+
+
+def test_migration_0008_marks_the_photos_already_stored(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from journal import db
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'j.db'}")
+    db.upgrade(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (id, name, password_hash, is_owner, created_at)"
+                " VALUES (1, 'a', 'x', 1, '2026-01-01')"
+            )
+        )
+        rows = [
+            (1, "2099-09-29 10:10:10", None),
+            (2, "2024-05-01 12:00:00", "2024-05-01 10:00:00"),
+            (3, None, None),
+            (4, "0001-01-01 00:00:00", None),
+            (5, "2025-12-31 23:00:00", "2026-01-02 12:00:00"),
+        ]
+        for photo_id, local, utc in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO photos (id, user_id, position, original_name, web_width, web_height,"
+                    " sha256, stored_path, bytes, format, width, height, taken_at, taken_at_utc,"
+                    " imported_at) VALUES (:id, 1, 0, '', 1, 1, :sha, 'p', 1, 'JPEG', 1, 1,"
+                    " :local, :utc, '2026-01-01 00:00:00')"
+                ),
+                {"id": photo_id, "sha": str(photo_id) * 64, "local": local, "utc": utc},
+            )
+    db.ensure_schema(engine)
+    with engine.connect() as conn:
+        marked = dict(conn.execute(text("SELECT id, clock_wrong FROM photos")).all())
+    assert marked == {1: 1, 2: 0, 3: 0, 4: 1, 5: 1}
+    engine.dispose()

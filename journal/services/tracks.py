@@ -348,15 +348,18 @@ def tracks_covering(session: Session, photo: Photo, gap: timedelta) -> list[Trac
         low = high = photo.taken_at_utc
     elif photo.taken_at is not None:
         local = photo.taken_at.replace(tzinfo=UTC)  # compared within LOCAL_SLACK either way
-        low, high = local - LOCAL_SLACK, local + LOCAL_SLACK
+        low, high = local, local
+        gap += LOCAL_SLACK
     else:
+        return []
+    try:
+        high, low = high + gap, low - gap
+    except OverflowError:  # a moment at the very edge of the calendar: no track goes there
         return []
     return list(
         session.scalars(
             select(Track)
-            .where(
-                Track.user_id == photo.user_id, Track.started_at <= high + gap, Track.ended_at >= low - gap
-            )
+            .where(Track.user_id == photo.user_id, Track.started_at <= high, Track.ended_at >= low)
             .order_by(Track.started_at, Track.id)
         )
     )
@@ -365,6 +368,8 @@ def tracks_covering(session: Session, photo: Photo, gap: timedelta) -> list[Trac
 def place_new_photo(session: Session, settings: Settings, photo: Photo) -> bool:
     """Place one photo without a position (just imported) on the user's tracks; True when placed."""
     if photo.lat is not None or (photo.taken_at_utc is None and photo.taken_at is None):
+        return False
+    if photo.clock_wrong:  # track times follow the same rule (journal.clock): none can hold this one
         return False
     gap = timedelta(seconds=settings.track_max_gap_s)
     parsed = (parsed_track(settings, row) for row in tracks_covering(session, photo, gap))
