@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test system-deps lint bench clean
+.PHONY: run test fuzz system-deps lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+
+# The property-based sweep of tests/test_sweep.py with many more examples than `make test` runs.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_sweep.py -p no:xdist $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check journal tests bench scripts

@@ -30,6 +30,7 @@ from typing import IO, Any, cast
 
 import jinja2
 
+from journal import clock
 from journal.batching import estimate_zip_bytes, plan_batches, zip_entry_size
 from journal.errors import InvalidInput, UnreadableFile
 from journal.geo import is_valid_position
@@ -515,8 +516,12 @@ def _format_when(value: str | None) -> str:
     except ValueError:
         return value
     if moment.tzinfo is not None:
-        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return moment.strftime("%Y-%m-%d %H:%M")
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # "0001-01-01T00:00+14:00" has no UTC time in the calendar
+            return value
+        return clock.strftime(moment, "%Y-%m-%d %H:%M UTC")
+    return clock.strftime(moment, "%Y-%m-%d %H:%M")
 
 
 def _environment() -> jinja2.Environment:

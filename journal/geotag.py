@@ -27,7 +27,7 @@ from journal.gpx import Track, TrackPoint
 #: How a position came from a track: interpolated between two fixes, or the nearest single fix.
 TrackSource = Literal["track", "track-nearest"]
 #: Why a moment was not placed.
-MissReason = Literal["outside", "gap", "untimed", "no-time"]
+MissReason = Literal["outside", "gap", "untimed", "no-time", "clock"]
 
 #: Largest gap a user may choose (a day): beyond that a straight line between fixes means little.
 MAX_POLICY_S = 86_400
@@ -90,6 +90,7 @@ def describe_miss(reason: MissReason, policy: PlacePolicy) -> str:
         "outside": "outside every track's time",
         "untimed": "the tracks have no times",
         "no-time": "the photo has no capture time",
+        "clock": "the photo's clock looks wrong",
     }[reason]
 
 
@@ -156,7 +157,7 @@ def place(track: Track, when_utc: datetime, policy: PlacePolicy) -> Placement | 
 
 
 #: When several tracks miss, the most telling reason is reported.
-_REASON_RANK: dict[MissReason, int] = {"gap": 0, "outside": 1, "untimed": 2, "no-time": 3}
+_REASON_RANK: dict[MissReason, int] = {"gap": 0, "outside": 1, "untimed": 2, "no-time": 3, "clock": 4}
 
 
 def place_on_tracks(tracks: Iterable[Track], when_utc: datetime, policy: PlacePolicy) -> Placement | Miss:

@@ -13,19 +13,21 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import gpxpy
 import gpxpy.gpx
 
+from journal import clock
 from journal.errors import UnreadableFile
 
 logger = logging.getLogger(__name__)
 
-EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
-FUTURE_SLACK = timedelta(days=1)
+#: The shared rule for device clocks (journal.clock): before consumer GPS, or over a day ahead, is missing.
+EARLIEST_PLAUSIBLE = clock.EARLIEST_TRACK
+FUTURE_SLACK = clock.FUTURE_SLACK
 SNIFF_BYTES = 8192
 
 _DECLARED_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
@@ -111,7 +113,7 @@ def plausible_time(value: datetime | None, now: datetime) -> datetime | None:
     if value is None:
         return None
     utc = value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
-    if utc < EARLIEST_PLAUSIBLE or utc > now + FUTURE_SLACK:
+    if clock.implausible(utc, earliest=EARLIEST_PLAUSIBLE, read_at=now):
         return None
     return utc
 

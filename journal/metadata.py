@@ -161,6 +161,9 @@ def read_metadata(
         tz = tz or _timezone_at(lat, lon)
         offset = _zone_offset_minutes(tz, taken_at)
         source = "timezone" if offset is not None else None
+    taken_at_utc = _to_utc(taken_at, offset)
+    if taken_at_utc is None:  # no offset, or a UTC time outside years 1-9999: the local time stands alone
+        offset, source = None, None
     return PhotoMetadata(
         format=box.format,
         width=box.width,
@@ -174,7 +177,7 @@ def read_metadata(
         utc_offset=camera_offset,
         effective_offset_minutes=offset,
         offset_source=source,
-        taken_at_utc=_to_utc(taken_at, offset),
+        taken_at_utc=taken_at_utc,
         lat=lat,
         lon=lon,
         alt=_altitude(tags),
@@ -899,10 +902,11 @@ def _gps_time(tags: _Tags) -> datetime | None:
         return None
     year, month, day = (int(part) for part in found.groups())
     try:
-        midnight = datetime(year, month, day, tzinfo=UTC)
-    except ValueError:
+        return datetime(year, month, day, tzinfo=UTC) + timedelta(
+            hours=hours, minutes=minutes, seconds=seconds
+        )
+    except (ValueError, OverflowError):  # no such date, or past 9999-12-31 23:59:59
         return None
-    return midnight + timedelta(hours=hours, minutes=minutes, seconds=seconds)
 
 
 def _offset_from_camera_or_gps(
@@ -923,9 +927,14 @@ def _offset_from_camera_or_gps(
 
 
 def _to_utc(local: datetime | None, offset_minutes: int | None) -> datetime | None:
+    """Local time minus its offset; None when unknown or when UTC falls outside years 1-9999."""
     if local is None or offset_minutes is None:
         return None
-    return (local - timedelta(minutes=offset_minutes)).replace(tzinfo=UTC)
+    try:
+        return (local - timedelta(minutes=offset_minutes)).replace(tzinfo=UTC)
+    except OverflowError:  # 9999-12-31 23:59 at -12:00, 0001-01-01 00:00 at +14:00
+        logger.debug("UTC time of %s at offset %d min is outside the calendar", local, offset_minutes)
+        return None
 
 
 def _timezone_at(lat: float | None, lon: float | None) -> str | None:
@@ -945,7 +954,7 @@ def _zone_offset_minutes(tz: str | None, local: datetime) -> int | None:
 
     try:
         offset = local.replace(tzinfo=ZoneInfo(tz)).utcoffset()
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OverflowError) as exc:
         logger.debug("no time zone data for %s: %s", tz, exc)
         return None
     return None if offset is None else round(offset.total_seconds() / 60)

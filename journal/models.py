@@ -20,10 +20,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from journal import clock
 from journal.db import Base
 
 
@@ -202,6 +204,10 @@ class Photo(Base):
     #: The library's order: taken_at_utc (naive UTC), else the local taken_at, else NULL (no time: last).
     #: Kept by the before_insert/before_update hooks below; keyset pages run on (user_id, sort_at, id).
     sort_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: The capture time cannot be right (journal.clock: before 1900, or over a day after the import):
+    #: the photo keeps its time and place in the order, but trip spans, day counts and day headings
+    #: leave it out. Kept by the same hooks as sort_at.
+    clock_wrong: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     alt: Mapped[float | None] = mapped_column(Float)
@@ -233,6 +239,9 @@ def photo_sort_at(taken_at_utc: datetime | None, taken_at: datetime | None) -> d
 @event.listens_for(Photo, "before_update")
 def _keep_sort_at(_mapper: object, _connection: object, photo: Photo) -> None:
     photo.sort_at = photo_sort_at(photo.taken_at_utc, photo.taken_at)
+    photo.clock_wrong = clock.photo_clock_wrong(
+        photo.taken_at_utc, photo.taken_at, photo.imported_at or utcnow()
+    )
 
 
 class ImportFailure(Base):

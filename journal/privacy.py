@@ -28,6 +28,7 @@ from typing import BinaryIO, Literal, get_args
 
 from PIL import ExifTags, Image
 
+from journal import clock
 from journal.errors import InvalidInput, UnreadableFile, UnsupportedFile
 from journal.geo import haversine_m, is_valid_position
 from journal.storage import CHUNK, atomic_write
@@ -197,7 +198,7 @@ def _exif_datetime(value: str) -> str:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"not an ISO date-time: {value!r}") from None
-    return moment.strftime("%Y:%m:%d %H:%M:%S")
+    return clock.strftime(moment, "%Y:%m:%d %H:%M:%S")
 
 
 def build_exif(keep: ExifKeep) -> bytes:

@@ -17,6 +17,8 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import Phase
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.orm import Session, sessionmaker
 
 from journal import db
@@ -178,3 +180,12 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         process.wait()
     if process.stderr:
         process.stderr.close()
+
+
+# --- the property-based sweep (tests/test_sweep.py) -------------------------------------------------
+
+#: `make test`: a bounded sweep (about a minute on a 2-core machine); `make fuzz`: HYPOTHESIS_PROFILE=fuzz.
+hypothesis_settings.register_profile("ci", max_examples=8, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("dev", max_examples=12, deadline=None, phases=list(Phase)[:4])
+hypothesis_settings.register_profile("fuzz", max_examples=1000, deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

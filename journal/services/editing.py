@@ -204,10 +204,14 @@ def _apply_zone(photo: Photo, name: str, *, source: str) -> None:
     zone = ZoneInfo(name)
     local = photo.taken_at.replace(tzinfo=zone)
     offset = local.utcoffset() or timedelta(0)
-    photo.utc_offset_min = int(offset.total_seconds() // 60)
-    photo.taken_at_utc = (photo.taken_at - offset).replace(tzinfo=UTC)
-    photo.offset_source = source
     photo.timezone = name
+    try:
+        photo.taken_at_utc = (photo.taken_at - offset).replace(tzinfo=UTC)
+    except OverflowError:  # year 1 east of UTC, 31 Dec 9999 west of it: no UTC time in the calendar
+        photo.taken_at_utc = photo.utc_offset_min = photo.offset_source = None
+        return
+    photo.utc_offset_min = int(offset.total_seconds() // 60)
+    photo.offset_source = source
 
 
 def set_timezone(session: Session, photo: Photo, name: str) -> None:

@@ -47,7 +47,7 @@ from typing import BinaryIO, Literal, get_args
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import bundle, mail, privacy, storage
+from journal import bundle, clock, mail, privacy, storage
 from journal.batching import MIME_MESSAGE_OVERHEAD, MIME_PART_OVERHEAD, eml_attachment_bytes, plan_batches
 from journal.config import Settings
 from journal.errors import Conflict, InvalidInput, NotFound, UnreadableFile
@@ -155,6 +155,7 @@ class PhotoSource:
     thumb: Path | None = None  # the library's thumbnail (no metadata), when it is on disk
     #: Where the position came from (camera, track, track-nearest, manual), or None.
     position_source: str | None = None
+    clock_wrong: bool = False  # the capture time cannot be right (Photo.clock_wrong)
 
     @property
     def position(self) -> tuple[float, float] | None:
@@ -265,6 +266,7 @@ def _photo_source(settings: Settings, photo: Photo) -> PhotoSource:
         country=photo.country,
         thumb=_thumb_of(settings, photo),
         position_source=geotagging.position_source(photo.location_source),
+        clock_wrong=photo.clock_wrong,
     )
 
 
@@ -275,8 +277,8 @@ def _thumb_of(settings: Settings, photo: Photo) -> Path | None:
 
 
 def _post_order(post: PostSource) -> tuple[bool, datetime, int]:
-    """Posts by their first photo's UTC time (untimed last), then id."""
-    times = [p.taken_at_utc for p in post.photos if p.taken_at_utc is not None]
+    """Posts by their first photo's UTC time (untimed last, like times that cannot be right), then id."""
+    times = [p.taken_at_utc for p in post.photos if p.taken_at_utc is not None and not p.clock_wrong]
     first = min(times) if times else None
     return (first is None, first or datetime.min.replace(tzinfo=UTC), post.id)
 
@@ -307,7 +309,9 @@ def post_facts(post: PostSource, mode: LocationMode, zones: Sequence[privacy.Pri
         if public is not None:
             location = {"lat": round(public[0], 6), "lon": round(public[1], 6)}
         place = privacy.public_place(located.place, located.country, "none" if inside else mode)
-    timed = next((p for p in post.photos if p.taken_at_utc is not None or p.taken_at is not None), None)
+    timed_photos = [p for p in post.photos if p.taken_at_utc is not None or p.taken_at is not None]
+    # A photo whose clock can be right dates the post; one that cannot only when no other has a time.
+    timed = next((p for p in timed_photos if not p.clock_wrong), timed_photos[0] if timed_photos else None)
     return PostFacts(
         location=location,
         place=place,
@@ -319,7 +323,7 @@ def post_facts(post: PostSource, mode: LocationMode, zones: Sequence[privacy.Pri
 
 def _utc_text(moment: datetime | None) -> str | None:
     """An aware time as "YYYY-MM-DDTHH:MM:SSZ"."""
-    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if moment is None else clock.strftime(moment.astimezone(UTC), "%Y-%m-%dT%H:%M:%SZ")
 
 
 def exif_keep(
@@ -890,9 +894,9 @@ def _email_post_text(post: bundle.BundlePost) -> str:
 def _when_text(post: bundle.BundlePost) -> str:
     """When a post was taken, for the e-mail body: local time, else UTC."""
     if post.taken_at_local:
-        return datetime.fromisoformat(post.taken_at_local).strftime("%Y-%m-%d %H:%M")
+        return clock.strftime(datetime.fromisoformat(post.taken_at_local), "%Y-%m-%d %H:%M")
     if post.taken_at_utc:
-        return datetime.fromisoformat(post.taken_at_utc).strftime("%Y-%m-%d %H:%M UTC")
+        return clock.strftime(datetime.fromisoformat(post.taken_at_utc), "%Y-%m-%d %H:%M UTC")
     return ""
 
 

@@ -116,8 +116,8 @@ def tracks_covering(session: Session, photo: Photo, reach: timedelta) -> list[Tr
     if photo.taken_at_utc is not None:
         low = high = photo.taken_at_utc
     elif photo.taken_at is not None:
-        local = photo.taken_at.replace(tzinfo=UTC)  # compared within LOCAL_SLACK either way
-        low, high = local - LOCAL_SLACK, local + LOCAL_SLACK
+        low = high = photo.taken_at.replace(tzinfo=UTC)  # compared within LOCAL_SLACK either way
+        reach += LOCAL_SLACK
     else:
         return []
     try:
@@ -200,7 +200,7 @@ def locate_photo(photo: Photo, tracks: Sequence[gpx.Track], policy: PlacePolicy)
 
 
 def _best_miss(misses: Sequence[Miss]) -> Miss:
-    rank: dict[MissReason, int] = {"gap": 0, "outside": 1, "untimed": 2, "no-time": 3}
+    rank: dict[MissReason, int] = {"gap": 0, "outside": 1, "untimed": 2, "no-time": 3, "clock": 4}
     return min(misses, key=lambda m: rank[m.reason]) if misses else Miss("outside")
 
 
@@ -301,6 +301,11 @@ def refresh_photo(
     if not is_derived(photo):
         return "kept", None
     before = (photo.lat, photo.lon, photo.location_source)
+    if photo.clock_wrong:  # track times follow the same rule (journal.clock): none can hold this one
+        if before[2] in TRACK_SOURCES:
+            clear_track_position(photo)
+            return "removed", Miss("clock")
+        return "missed", Miss("clock")
     rows = tracks_covering(session, photo, _reach(policy))
     parsed = [t for t in (parsed_track(settings, row) for row in rows) if t is not None]
     if not rows:

@@ -223,6 +223,14 @@ def prepare(
         # Pillow and the EXIF readers raise these for damaged files: the batch goes on.
         logger.warning("cannot import %s: %s", name, exc)
         return FileResult(name, "failed", error=f"unreadable file: {exc}")
+    except Exception as exc:  # a bug met by one file is that file's failure: logged with its traceback
+        logger.exception("unexpected failure importing %s", name)
+        return FileResult(name, "failed", error=internal_error(exc))
+
+
+def internal_error(exc: BaseException) -> str:
+    """The `error` of a file that met an unexpected exception (as `journal inspect` words it)."""
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _prepare(settings: Settings, user_id: int, path: Path, name: str, force: bool) -> Prepared | FileResult:
@@ -274,6 +282,15 @@ def _stored_extension(meta: PhotoMetadata, path: Path) -> str:
     if meta.format == "AVIF":
         return "avif"
     raise UnreadableFile(f"unsupported image format {meta.format}")
+
+
+def _outcome(future: Future[Prepared | FileResult], candidate: Candidate) -> Prepared | FileResult:
+    """A worker's answer; a worker that died or could not send it back fails its file alone."""
+    try:
+        return future.result()
+    except Exception as exc:  # BrokenProcessPool, an unpicklable result: reported with the file
+        logger.error("worker failed on %s: %s: %s", candidate.name, type(exc).__name__, exc)
+        return FileResult(candidate.name, "failed", error=internal_error(exc))
 
 
 # --- the parent side ---------------------------------------------------------------------
@@ -478,21 +495,27 @@ class Importer:
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=set_decode_lock, initargs=(lock,)
         ) as pool:
-            pending: set[Future[Prepared | FileResult]] = set()
-            queue = iter(todo)
-            for c in queue:
+            pending: dict[Future[Prepared | FileResult], Candidate] = {}
+            for c in todo:
                 refused = self._admit(c)  # before the worker writes anything
                 if refused is not None:
                     yield refused
                     continue
-                pending.add(pool.submit(prepare, self.settings, self.options.user_id, c.path, c.name))
+                pending[pool.submit(prepare, self.settings, self.options.user_id, c.path, c.name)] = c
                 if len(pending) >= workers * 2:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    yield from (f.result() for f in done)
-            for future in pending:
-                yield future.result()
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    yield from (_outcome(f, pending.pop(f)) for f in done)
+            for future, c in pending.items():
+                yield _outcome(future, c)
 
     def _store(self, outcome: Prepared | FileResult) -> FileResult:
+        try:
+            return self._store_one(outcome)
+        except Exception as exc:  # a bug met while recording one file fails that file, not the batch
+            logger.exception("unexpected failure recording %s", outcome.name)
+            return FileResult(outcome.name, "failed", error=internal_error(exc), sha256=outcome.sha256)
+
+    def _store_one(self, outcome: Prepared | FileResult) -> FileResult:
         if isinstance(outcome, FileResult) and outcome.status == "duplicate" and outcome.sha256:
             if self._stored_id(outcome.sha256) is not None:
                 return outcome

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, String, func, or_, select, type_coerce
+from sqlalchemy import ColumnElement, Select, String, case, func, or_, select, type_coerce
 from sqlalchemy.orm import Session, selectinload
 
+from journal import clock
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, Trip, photo_sort_at
 from journal.services.geotagging import POSITION_SOURCES
@@ -52,7 +53,7 @@ class SortKey:
         """The key as a URL-safe cursor."""
         if self.sort_at is None:
             return f"n-{self.id}"
-        return f"{self.sort_at.strftime(_CURSOR_TIME)}-{self.id}"
+        return f"{clock.strftime(self.sort_at, _CURSOR_TIME)}-{self.id}"
 
     @classmethod
     def parse(cls, token: str) -> SortKey:
@@ -139,6 +140,8 @@ class GridItem:
     post_size: int
     original_name: str
     sha256: str
+    #: The capture time cannot be right (see Photo.clock_wrong).
+    clock_wrong: bool = False
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,11 @@ def thumb_dimensions(web_width: int, web_height: int, thumb_size: int) -> tuple[
 
 
 # --- queries -------------------------------------------------------------------------------------
+
+
+def plausible(column: Any) -> ColumnElement[Any]:
+    """The column for photos whose clock can be right, NULL for the others (min/max skip them)."""
+    return case((Photo.clock_wrong.is_(False), column), else_=None)
 
 
 def _filtered(stmt: _S, user_id: int, flt: LibraryFilter) -> _S:
@@ -283,6 +291,7 @@ _GRID_COLUMNS = (
     Photo.web_height,
     Photo.original_name,
     Photo.sha256,
+    Photo.clock_wrong,
 )
 
 
@@ -311,6 +320,7 @@ def _grid_items(session: Session, rows: list[Any], thumb_size: int) -> list[Grid
                 post_size=sizes.get(r.post_id, 1) if r.post_id is not None else 1,
                 original_name=r.original_name,
                 sha256=r.sha256,
+                clock_wrong=bool(r.clock_wrong),
             )
         )
     return items

@@ -25,12 +25,12 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import ColumnElement, Float, Select, and_, func, or_, select, tuple_, type_coerce
 from sqlalchemy.orm import Session
 
-from journal import route, storage, tiles
+from journal import clock, route, storage, tiles
 from journal.config import Settings
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, TileSet, Track, Trip
 from journal.services.geotagging import TRACK_SOURCES
-from journal.services.library import SortKey
+from journal.services.library import SortKey, plausible
 from journal.services.owned import owned
 
 logger = logging.getLogger(__name__)
@@ -190,8 +190,8 @@ def summary(session: Session, scope: Scope) -> MapSummary:
             func.min(Photo.lon),
             func.max(Photo.lat),
             func.max(Photo.lon),
-            func.min(Photo.taken_at),
-            func.max(Photo.taken_at),
+            func.min(plausible(Photo.taken_at)),
+            func.max(plausible(Photo.taken_at)),
         ),
         scope,
     )
@@ -236,7 +236,9 @@ def scope_tracks(session: Session, scope: Scope) -> list[Track]:
     if scope.trip_id is None:
         return list(session.scalars(stmt))
     first, last = session.execute(
-        _in_scope(select(func.min(Photo.taken_at_utc), func.max(Photo.taken_at_utc)), scope)
+        _in_scope(
+            select(func.min(plausible(Photo.taken_at_utc)), func.max(plausible(Photo.taken_at_utc))), scope
+        )
     ).one()
     overlapping: ColumnElement[bool] = Track.trip_id == scope.trip_id
     if first is not None and last is not None:
@@ -495,6 +497,8 @@ class _Row:
     post_id: int | None
     sort_at: datetime | None
     taken_at: datetime | None
+    #: The clock looks wrong: the photo keeps its place in the order but belongs to no day.
+    clock_wrong: bool = False
 
     @property
     def key(self) -> SortKey:
@@ -503,14 +507,17 @@ class _Row:
     @property
     def day(self) -> date | None:
         when = self.taken_at or self.sort_at
-        return when.date() if when else None
+        return when.date() if when and not self.clock_wrong else None
+
+
+_ROW_COLUMNS = (Photo.id, Photo.post_id, Photo.sort_at, Photo.taken_at, Photo.clock_wrong)
 
 
 def _order_rows(
     session: Session, scope: Scope, start: SortKey | None, *, forward: bool, limit: int
 ) -> list[_Row]:
     """Up to `limit` photos after (forward) or before `start`, nearest first; time order, untimed last."""
-    base = _in_scope(select(Photo.id, Photo.post_id, Photo.sort_at, Photo.taken_at), scope)
+    base = _in_scope(select(*_ROW_COLUMNS), scope)
     segments = [True, False] if forward else [False, True]
     if start is not None:
         segments = segments[segments.index(start.sort_at is not None) :]
@@ -568,14 +575,14 @@ def _post_photos(session: Session, post_ids: set[int]) -> dict[int, list[tuple[S
     if not post_ids:
         return found
     stmt = (
-        select(*_PHOTO_COLUMNS, Photo.post_id, Photo.sort_at)
+        select(*_PHOTO_COLUMNS, Photo.post_id, Photo.sort_at, Photo.clock_wrong)
         .where(Photo.post_id.in_(post_ids))
         .order_by(Photo.post_id, Photo.position, Photo.id)
     )
     for r in session.execute(stmt):
         photo = StoryPhoto(*r[:9])
         post_id = int(r[9] or 0)  # never 0: these are the posts' own photos
-        found.setdefault(post_id, []).append((photo, _Row(photo.id, post_id, r[10], photo.taken_at)))
+        found.setdefault(post_id, []).append((photo, _Row(photo.id, post_id, r[10], photo.taken_at, r[11])))
     return found
 
 
@@ -635,9 +642,12 @@ def _days(entries: Sequence[StoryEntry], first_day: date | None) -> tuple[StoryD
 
 
 def first_day(session: Session, scope: Scope) -> date | None:
-    """The local date of the scope's earliest photo (day 1 of a trip)."""
-    rows = _order_rows(session, scope, None, forward=True, limit=1)
-    return rows[0].day if rows else None
+    """The local date of the scope's earliest photo whose clock can be right (day 1 of a trip)."""
+    stmt = _in_scope(select(*_ROW_COLUMNS), scope).where(
+        Photo.sort_at.is_not(None), Photo.clock_wrong.is_(False)
+    )
+    row = session.execute(stmt.order_by(Photo.sort_at, Photo.id).limit(1)).first()
+    return _Row(*row).day if row else None
 
 
 def parse_cursor(token: str | None) -> SortKey | None:
@@ -690,9 +700,7 @@ def story_chunk(
 def _around(session: Session, scope: Scope, photo_id: int) -> SortKey | None:
     """The cursor that starts the story at the beginning of a photo's day."""
     row = session.execute(
-        select(Photo.id, Photo.post_id, Photo.sort_at, Photo.taken_at).where(
-            Photo.id == photo_id, Photo.user_id == scope.user_id
-        )
+        select(*_ROW_COLUMNS).where(Photo.id == photo_id, Photo.user_id == scope.user_id)
     ).first()
     if row is None:
         raise NotFound("no such photo")
@@ -751,7 +759,12 @@ def trip_links(session: Session, user_id: int) -> list[TripLink]:
     stats = {
         trip_id: (count, first, last)
         for trip_id, count, first, last in session.execute(
-            select(Post.trip_id, func.count(Photo.id), func.min(Photo.taken_at), func.max(Photo.taken_at))
+            select(
+                Post.trip_id,
+                func.count(Photo.id),
+                func.min(plausible(Photo.taken_at)),
+                func.max(plausible(Photo.taken_at)),
+            )
             .join(Photo, Photo.post_id == Post.id)
             .where(Post.user_id == user_id, Post.trip_id.is_not(None))
             .group_by(Post.trip_id)
@@ -761,9 +774,15 @@ def trip_links(session: Session, user_id: int) -> list[TripLink]:
         TripLink(trip.id, trip.title, *stats.get(trip.id, (0, None, None)))
         for trip in session.scalars(select(Trip).where(Trip.user_id == user_id))
     ]
-    return sorted(
-        links, key=lambda t: (t.first_taken is None, -(t.first_taken or datetime.min).timestamp(), t.id)
-    )
+    # Newest first, ties by id; compared as datetimes (no timestamps: year 1 has none), undated last.
+    by_id = sorted(links, key=lambda t: t.id)
+    dated = sorted((t for t in by_id if t.first_taken is not None), key=_first_taken, reverse=True)
+    return dated + [t for t in by_id if t.first_taken is None]
+
+
+def _first_taken(link: TripLink) -> datetime:
+    assert link.first_taken is not None
+    return link.first_taken
 
 
 # --- offline tile sets ------------------------------------------------------------------------------------
@@ -896,4 +915,4 @@ def config_json(config: dict[str, Any]) -> str:
 
 def local_time(value: datetime | None) -> str | None:
     """A photo's local time as the popup shows it ("Thu 5 Aug 2010, 16:40")."""
-    return value.strftime("%a %-d %b %Y, %H:%M") if value else None
+    return clock.strftime(value, "%a %-d %b %Y, %H:%M") if value else None

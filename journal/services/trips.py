@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from journal.errors import Conflict, InvalidInput
 from journal.models import Photo, Post, Track, Trip
 from journal.services import editing
-from journal.services.library import parse_date
+from journal.services.library import parse_date, plausible
 from journal.services.posts import chronological
 
 logger = logging.getLogger(__name__)
@@ -72,9 +72,15 @@ class PostSummary:
 
     @property
     def first_taken(self) -> datetime | None:
-        """Local time of its earliest photo."""
-        times = [p.taken_at for p in self.photos if p.taken_at is not None]
+        """Local time of its earliest photo whose clock can be right (else of its earliest photo)."""
+        times = [p.taken_at for p in self.photos if p.taken_at is not None and not p.clock_wrong]
+        times = times or [p.taken_at for p in self.photos if p.taken_at is not None]
         return min(times) if times else None
+
+    @property
+    def clock_wrong(self) -> int:
+        """How many of its photos have a time that cannot be right."""
+        return sum(1 for p in self.photos if p.clock_wrong)
 
 
 def get_trip(session: Session, user_id: int, trip_id: int) -> Trip:
@@ -130,8 +136,8 @@ def trip_summaries(session: Session, user_id: int) -> list[TripSummary]:
             Post.trip_id,
             func.count(func.distinct(Post.id)),
             func.count(Photo.id),
-            func.min(Photo.taken_at),
-            func.max(Photo.taken_at),
+            func.min(plausible(Photo.taken_at)),
+            func.max(plausible(Photo.taken_at)),
             func.min(Photo.id),
         )
         .join(Photo, Photo.post_id == Post.id)

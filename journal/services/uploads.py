@@ -201,7 +201,11 @@ def import_staged(
     )
     results: list[UploadResult] = []
     for staged in files:
-        result = _import_one(single, factory, target, staged)
+        try:
+            result = _import_one(single, factory, target, staged)
+        except Exception as exc:  # one file's bug answers "failed" for it; the other files go on
+            logger.exception("unexpected failure uploading %r", staged.name)
+            result = UploadResult(staged.name, "failed", error=importing.internal_error(exc))
         if target.one_post and target.post_id is None and result.status == "imported":
             target = replace(target, post_id=result.post_id)
         results.append(result)

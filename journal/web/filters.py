@@ -6,6 +6,8 @@ from datetime import datetime
 
 from flask import Flask
 
+from journal import clock
+
 OFFSET_SOURCES = {
     "camera": "recorded by the camera",
     "gps": "from the GPS clock",
@@ -25,7 +27,7 @@ def format_offset(minutes: int | None) -> str:
 
 def format_datetime(value: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
     """A date and time for people; empty when unknown."""
-    return value.strftime(fmt) if value else ""
+    return clock.strftime(value, fmt) if value else ""
 
 
 def format_bytes(size: int | None) -> str:

@@ -46,6 +46,7 @@ def render_trip(trip_id: int, error: str | None = None) -> str:
         trip=trip,
         posts=posts,
         photo_count=sum(len(item.photos) for item in posts),
+        clock_wrong=sum(item.clock_wrong for item in posts),
         cameras=editing.trip_cameras(session, current_user.id, trip.id),
         map_url=optional_url("maps.trip", trip_id=trip.id),
         tracks=trips.trip_tracks(session, trip),
