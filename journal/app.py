@@ -13,8 +13,9 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map
 
-from journal import db, errors, storage
+from journal import db, errors, ids, storage
 from journal.config import Settings
 from journal.models import User
 
@@ -39,6 +40,31 @@ ERROR_STATUS: dict[type[errors.JournalError], int] = {
 }
 
 
+class IdConverter(IntegerConverter):
+    """`<int:...>` bounded to the ids a row can have: a bigger number is a 404, never an overflow.
+
+    The bound is in the pattern: werkzeug answers 405 instead of 404 when only the converter
+    refuses a path that another method's rule would take.
+    """
+
+    regex = ids.ID_PATTERN
+    signed_regex = "-?" + ids.ID_PATTERN
+
+    def __init__(
+        self,
+        map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = ids.MAX_ID,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(map, fixed_digits, min, max, signed)
+
+    def to_python(self, value: str) -> Any:
+        """The number (leading zeros dropped first: int() refuses over 4,300 digits)."""
+        return super().to_python(value.lstrip("0") or "0")
+
+
 def load_secret_key(settings: Settings) -> bytes:
     """The secret key kept in the data home (mode 0600), created on first start."""
     path = settings.secret_key_path
@@ -56,6 +82,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     settings = settings or Settings.from_env()
     settings.home.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__, template_folder=str(TEMPLATES))
+    app.url_map.converters["int"] = IdConverter  # before any rule is added
     app.config.update(
         SECRET_KEY=load_secret_key(settings),
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,

@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import ColumnElement, Float, Select, and_, func, or_, select, tuple_, type_coerce
 from sqlalchemy.orm import Session
 
-from journal import route, storage, tiles
+from journal import ids, route, storage, tiles
 from journal.config import Settings
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, TileSet, Track, Trip
@@ -127,9 +127,10 @@ class PhotoCard:
 def parse_ids(text: str | None) -> list[int]:
     """Photo ids from "1,2,3"; InvalidInput for anything else or too many."""
     parts = [part.strip() for part in (text or "").split(",") if part.strip()]
-    if not parts or len(parts) > MAX_DETAILS or not all(part.isdigit() and len(part) < 19 for part in parts):
+    if not parts or len(parts) > MAX_DETAILS or not all(ids.is_digits(part) for part in parts):
         raise InvalidInput(f"give 1 to {MAX_DETAILS} photo ids, like ids=1,2,3")
-    return list(dict.fromkeys(int(part) for part in parts))
+    # A number no row can have names no photo: left out, like another user's photo.
+    return list(dict.fromkeys(n for n in map(ids.number, parts) if n <= ids.MAX_ID))
 
 
 def photo_cards(session: Session, user_id: int, ids: Sequence[int]) -> list[PhotoCard]:
@@ -758,8 +759,10 @@ def trip_links(session: Session, user_id: int) -> list[TripLink]:
         TripLink(trip.id, trip.title, *stats.get(trip.id, (0, None, None)))
         for trip in session.scalars(select(Trip).where(Trip.user_id == user_id))
     ]
+    # No datetime.min.timestamp() for undated trips: it raises (year 0) in every time zone.
     return sorted(
-        links, key=lambda t: (t.first_taken is None, -(t.first_taken or datetime.min).timestamp(), t.id)
+        links,
+        key=lambda t: (t.first_taken is None, -t.first_taken.timestamp() if t.first_taken else 0.0, t.id),
     )
 
 

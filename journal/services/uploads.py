@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.utils import secure_filename
 
-from journal import storage
+from journal import ids, storage
 from journal.config import Settings
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, Trip
@@ -136,14 +136,12 @@ def parse_options(
     """Options from form fields: `mode` "one" means one post for all files; `post` an existing post id."""
     if mode not in (None, "", "each", "one"):
         raise InvalidInput("mode is 'each' (one post per photo) or 'one' (one post for all)")
-    post = (post or "").strip()
-    if post and not post.isdigit():
-        raise InvalidInput("post must be a post id")
+    post_id = ids.parse_id(post, "post")
     return UploadOptions(
         caption=(caption or "").strip(),
         trip=(trip or "").strip() or None,
-        one_post=mode == "one" or bool(post),
-        post_id=int(post) if post else None,
+        one_post=mode == "one" or post_id is not None,
+        post_id=post_id,
     )
 
 
