@@ -10,6 +10,8 @@ from pathlib import Path
 #: 200 MP leaves room for 150 MP medium-format cameras and panoramas.
 DEFAULT_MAX_PIXELS = 200_000_000
 DEFAULT_MAX_UPLOAD_BYTES = 200_000_000
+#: File parts one upload request may carry (the page's script sends one file per request).
+DEFAULT_MAX_UPLOAD_FILES = 500
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Settings:
     jpeg_quality: int = 85
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_upload_files: int = DEFAULT_MAX_UPLOAD_FILES
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     #: Largest gap (seconds) between a photo and a track point for placing it "from track".
     track_max_gap_s: int = 300
@@ -37,7 +40,7 @@ class Settings:
             raise ValueError("rendition sizes must be positive and web >= thumb")
         if not 0 <= self.web_size_tolerance < 0.5:
             raise ValueError("web_size_tolerance must be in [0, 0.5)")
-        if self.max_pixels <= 0 or self.max_upload_bytes <= 0 or self.workers <= 0:
+        if min(self.max_pixels, self.max_upload_bytes, self.max_upload_files, self.workers) <= 0:
             raise ValueError("limits must be positive")
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'journal.db'}")
@@ -87,6 +90,7 @@ class Settings:
             values["database_url"] = env["JOURNAL_DATABASE_URL"]
         for name, key in (
             ("max_upload_bytes", "JOURNAL_MAX_UPLOAD_MB"),
+            ("max_upload_files", "JOURNAL_MAX_UPLOAD_FILES"),
             ("max_pixels", "JOURNAL_MAX_PIXELS"),
             ("workers", "JOURNAL_WORKERS"),
         ):
