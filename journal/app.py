@@ -13,10 +13,11 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
-from journal import db, errors, storage
+from journal import db, errors, ids, storage
 from journal.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,31 @@ ERROR_STATUS: dict[type[errors.JournalError], int] = {
     errors.UnreadableFile: 422,
     errors.UnsupportedFile: 415,
 }
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` bounded to the ids a row can have: a bigger number is a 404, never an overflow.
+
+    The bound is in the pattern: werkzeug answers 405 instead of 404 when only the converter
+    refuses a path that another method's rule would take.
+    """
+
+    regex = ids.ID_PATTERN
+    signed_regex = "-?" + ids.ID_PATTERN
+
+    def __init__(
+        self,
+        map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = ids.MAX_ID,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(map, fixed_digits, min, max, signed)
+
+    def to_python(self, value: str) -> Any:
+        """The number (leading zeros dropped first: int() refuses over 4,300 digits)."""
+        return super().to_python(value.lstrip("0") or "0")
 
 
 def load_secret_key(settings: Settings) -> bytes:
@@ -66,9 +92,12 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     settings = settings or Settings.from_env()
     settings.home.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__, template_folder=str(TEMPLATES))
+    app.url_map.converters["int"] = IdConverter  # before any rule is added
     app.config.update(
         SECRET_KEY=load_secret_key(settings),
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        # Each file may come with its sha256 field, plus a few options (caption, trip, ...).
+        MAX_FORM_PARTS=2 * settings.max_upload_files + 20,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.cookie_secure,
@@ -191,6 +220,19 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
+def _too_large_message(exc: HTTPException) -> str:
+    """Why a request was refused with 413: its size, its number of parts, or what raised it says."""
+    if exc.description and exc.description != RequestEntityTooLarge.description:
+        return exc.description
+    upload_limit = get_settings().max_upload_bytes
+    limit = request.max_content_length or upload_limit
+    length = request.content_length
+    if length is not None and length <= limit:
+        return "That request has too many parts or too long a field."
+    what = "file" if limit == upload_limit else "request"
+    return f"That {what} is too large: the limit is {limit / 1_000_000:g} MB per request."
+
+
 def _init_errors(app: Flask) -> None:
     @app.errorhandler(errors.JournalError)
     def journal_error(exc: errors.JournalError) -> tuple[Any, int]:
@@ -208,9 +250,8 @@ def _init_errors(app: Flask) -> None:
         return render_template("error.html", status=400, message=message), 400
 
     @app.errorhandler(413)
-    def too_large(_exc: HTTPException) -> tuple[Any, int]:
-        limit = get_settings().max_upload_bytes / 1_000_000
-        message = f"That file is too large: the limit is {limit:g} MB per request."
+    def too_large(exc: HTTPException) -> tuple[Any, int]:
+        message = _too_large_message(exc)
         if _wants_json():
             return jsonify(error=message), 413
         return render_template("error.html", status=413, message=message), 413
@@ -239,8 +280,20 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
 
 
+#: Waitress buffers a whole body before the app sees it: bodies this much past the upload limit
+#: are refused by waitress from their Content-Length, unread (slightly larger ones get the app's 413).
+BODY_SLACK = 1_000_000
+
+
 def serve(app: Flask, host: str, port: int, threads: int | None = None) -> None:
     """Serve the app with waitress, a production WSGI server."""
     from waitress import serve as waitress_serve
 
-    waitress_serve(app, host=host, port=port, threads=threads or max(4, (os.cpu_count() or 1) * 2))
+    settings: Settings = app.config["JOURNAL_SETTINGS"]
+    waitress_serve(
+        app,
+        host=host,
+        port=port,
+        threads=threads or max(4, (os.cpu_count() or 1) * 2),
+        max_request_body_size=settings.max_upload_bytes + BODY_SLACK,
+    )

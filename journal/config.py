@@ -12,6 +12,8 @@ from pathlib import Path
 #: 200 MP leaves room for 150 MP medium-format cameras and panoramas.
 DEFAULT_MAX_PIXELS = 200_000_000
 DEFAULT_MAX_UPLOAD_BYTES = 200_000_000
+#: File parts one upload request may carry (the page's script sends one file per request).
+DEFAULT_MAX_UPLOAD_FILES = 500
 
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?:in)?)?(?:(\d+)s(?:ec)?)?$")
@@ -46,6 +48,7 @@ class Settings:
     jpeg_quality: int = 85
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_upload_files: int = DEFAULT_MAX_UPLOAD_FILES
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     #: Longest time (seconds) between two track points that a photo between them is placed across
     #: (ExifTool's GeoMaxIntSecs).
@@ -74,7 +77,7 @@ class Settings:
             raise ValueError("web_size_tolerance must be in [0, 0.5)")
         if not (0 <= self.track_max_gap_s <= 86_400 and 0 <= self.track_nearest_s <= 86_400):
             raise ValueError("track gaps must be between 0 and one day")
-        if self.max_pixels <= 0 or self.max_upload_bytes <= 0 or self.workers <= 0:
+        if min(self.max_pixels, self.max_upload_bytes, self.max_upload_files, self.workers) <= 0:
             raise ValueError("limits must be positive")
         if not 0 <= self.proxy_fix <= 5:
             raise ValueError("proxy_fix is the number of trusted proxies, 0 to 5")
@@ -128,6 +131,7 @@ class Settings:
             values["database_url"] = env["JOURNAL_DATABASE_URL"]
         for name, key in (
             ("max_upload_bytes", "JOURNAL_MAX_UPLOAD_MB"),
+            ("max_upload_files", "JOURNAL_MAX_UPLOAD_FILES"),
             ("max_pixels", "JOURNAL_MAX_PIXELS"),
             ("workers", "JOURNAL_WORKERS"),
         ):

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from journal import geo, places, storage
+from journal import geo, ids, places, storage
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, Tag, Trip, utcnow
 from journal.services.owned import owned
@@ -122,13 +122,8 @@ def set_trip(session: Session, post: Post, trip_id: int | None) -> None:
 
 
 def parse_id(text: str | None, what: str = "choice") -> int | None:
-    """An id from a form field; None for empty; InvalidInput for anything but digits."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    if not text.isdigit() or len(text) > 18:
-        raise InvalidInput(f"not a valid {what}")
-    return int(text)
+    """An id from a form field; None for empty; InvalidInput for anything but digits, NotFound past MAX_ID."""
+    return ids.parse_id(text, what)
 
 
 # --- position ------------------------------------------------------------------------------------

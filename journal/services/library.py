@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, String, case, func, or_, select, type_coerce
 from sqlalchemy.orm import Session, selectinload
 
-from journal import clock
+from journal import clock, ids
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, Trip, photo_sort_at
 from journal.services.geotagging import POSITION_SOURCES
@@ -38,7 +38,7 @@ PAGE_SIZE = 60
 GEOJSON_CAPTION_CHARS = 200
 
 _S = TypeVar("_S", bound="Select[*tuple[Any, ...]]")
-_CURSOR = re.compile(r"^(?:(?P<t>\d{8}T\d{12})|(?P<none>n))-(?P<id>\d{1,18})$")
+_CURSOR = re.compile(r"^(?:(?P<t>[0-9]{8}T[0-9]{12})|(?P<none>n))-(?P<id>[0-9]{1,18})$")
 _CURSOR_TIME = "%Y%m%dT%H%M%S%f"
 
 
@@ -66,7 +66,10 @@ class SortKey:
             sort_at = datetime.strptime(when, _CURSOR_TIME) if when else None
         except ValueError:
             raise InvalidInput("that page link is not valid: go back to the first page") from None
-        return cls(sort_at, int(match.group("id")))
+        key = cls(sort_at, int(match.group("id")))
+        if not ids.in_range(key.id):
+            raise NotFound("that page link is not valid: go back to the first page")
+        return key
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,8 @@ class LibraryFilter:
 
 def parse_filter(args: Mapping[str, str]) -> LibraryFilter:
     """A filter from query-string arguments (trip, from, to, nolocation); InvalidInput when malformed."""
-    trip = (args.get("trip") or "").strip()
-    if trip and not trip.isdigit():
-        raise InvalidInput("unknown trip")
     return LibraryFilter(
-        trip_id=int(trip) if trip else None,
+        trip_id=ids.parse_id(args.get("trip"), "trip"),
         date_from=parse_date(args.get("from"), "start date"),
         date_to=parse_date(args.get("to"), "end date"),
         no_location=(args.get("nolocation") or "") in {"1", "on", "true", "yes"},

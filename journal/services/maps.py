@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import ColumnElement, Float, Select, and_, func, or_, select, tuple_, type_coerce
 from sqlalchemy.orm import Session
 
-from journal import clock, route, storage, tiles
+from journal import clock, ids, route, storage, tiles
 from journal.config import Settings
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, TileSet, Track, Trip
@@ -128,9 +128,10 @@ class PhotoCard:
 def parse_ids(text: str | None) -> list[int]:
     """Photo ids from "1,2,3"; InvalidInput for anything else or too many."""
     parts = [part.strip() for part in (text or "").split(",") if part.strip()]
-    if not parts or len(parts) > MAX_DETAILS or not all(part.isdigit() and len(part) < 19 for part in parts):
+    if not parts or len(parts) > MAX_DETAILS or not all(ids.is_digits(part) for part in parts):
         raise InvalidInput(f"give 1 to {MAX_DETAILS} photo ids, like ids=1,2,3")
-    return list(dict.fromkeys(int(part) for part in parts))
+    # A number no row can have names no photo: left out, like another user's photo.
+    return list(dict.fromkeys(n for n in map(ids.number, parts) if n <= ids.MAX_ID))
 
 
 def photo_cards(session: Session, user_id: int, ids: Sequence[int]) -> list[PhotoCard]:

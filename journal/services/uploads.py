@@ -20,17 +20,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.utils import secure_filename
 
-from journal import storage
+from journal import ids, storage
 from journal.config import Settings
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, Trip
-from journal.services import importing
+from journal.services import editing, importing
 
 logger = logging.getLogger(__name__)
 
 Status = Literal["imported", "duplicate", "failed"]
 
-MAX_CAPTION = 10_000
+MAX_CAPTION = editing.MAX_CAPTION_CHARS
 MAX_TRIP_TITLE = 200
 MAX_NAME = 1024
 #: Most hashes one `check` call may ask about.
@@ -143,14 +143,12 @@ def parse_options(
     """Options from form fields: `mode` "one" means one post for all files; `post` an existing post id."""
     if mode not in (None, "", "each", "one"):
         raise InvalidInput("mode is 'each' (one post per photo) or 'one' (one post for all)")
-    post = (post or "").strip()
-    if post and not post.isdigit():
-        raise InvalidInput("post must be a post id")
+    post_id = ids.parse_id(post, "post")
     return UploadOptions(
-        caption=(caption or "").strip(),
+        caption=editing.clean_caption(caption or ""),  # the same cleaning as editing a caption
         trip=(trip or "").strip() or None,
-        one_post=mode == "one" or bool(post),
-        post_id=int(post) if post else None,
+        one_post=mode == "one" or post_id is not None,
+        post_id=post_id,
     )
 
 

@@ -34,6 +34,10 @@ from journal.services.throttle import Throttle
 bp = Blueprint("auth", __name__)
 
 PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "main.healthz", "static"}
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+#: The only bodies an anonymous client may send are the login and set-up forms: a few short fields.
+PUBLIC_BODY_BYTES = 64_000
+PUBLIC_FORM_PARTS = 20
 
 
 class LoginUser:
@@ -142,21 +146,33 @@ def _load_from_bearer(req: Any) -> LoginUser | None:
 
 
 def require_login() -> Response | tuple[Response, int] | None:
-    """Before every request: check CSRF for forms, and send anonymous visitors to login or set-up."""
+    """Before every request: decide who is asking, then check CSRF; an anonymous body is never read.
+
+    Reading the body (the CSRF check parses the form) spools uploads to disk, so it waits until
+    the request is known to come from an account; the public forms get a small body limit.
+    """
     if request.endpoint in PUBLIC_ENDPOINTS:
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
+        if request.method not in SAFE_METHODS:
+            request.max_content_length = PUBLIC_BODY_BYTES
+            request.max_form_parts = PUBLIC_FORM_PARTS
             csrf.protect()
         return None
-    authenticated = current_user.is_authenticated
-    if not authenticated and request.path.startswith("/api/"):
-        return jsonify(error="sign in or send an API token"), 401
-    if request.method not in ("GET", "HEAD", "OPTIONS") and not g.get("bearer"):
+    if not current_user.is_authenticated:
+        return _refuse_anonymous()
+    if request.method not in SAFE_METHODS and not g.get("bearer"):
         csrf.protect()
-    if authenticated:
-        return None
+    return None
+
+
+def _refuse_anonymous() -> Response | tuple[Response, int]:
+    """401 on /api/, else to set-up (no account yet) or login; nothing of the request body is read."""
+    if request.path.startswith("/api/"):
+        return jsonify(error="sign in or send an API token"), 401
     if users.count_users(get_db()) == 0:
         return redirect(url_for("auth.setup"))
-    return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
+    if request.method in SAFE_METHODS:
+        return redirect(url_for("auth.login", next=request.full_path))
+    return redirect(url_for("auth.login"), 303)
 
 
 def _safe_next(target: str | None) -> str:

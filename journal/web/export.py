@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.datastructures import MultiDict
 
+from journal import ids
 from journal.app import ERROR_STATUS, get_db, get_settings
 from journal.config import Settings
 from journal.errors import Conflict, InvalidInput, JournalError, NotFound, QuotaExceeded
@@ -206,9 +207,6 @@ def platform_summary(platform: Platform) -> str:
 
 def parse_export_form(form: MultiDict[str, str], user_id: int) -> exporting.ExportRequest:
     """An ExportRequest from the form's fields; InvalidInput names what is wrong."""
-    trip = form.get("trip", "").strip()
-    if trip and not trip.isdigit():
-        raise InvalidInput("unknown trip")
     size = form.get("max_batch_mb", "").strip().replace(",", ".")
     try:
         max_mb = float(size) if size else None
@@ -219,7 +217,7 @@ def parse_export_form(form: MultiDict[str, str], user_id: int) -> exporting.Expo
         platform=form.get("platform", "original"),
         location=check_location_mode(form.get("location", "exact")),
         format=_export_format(form.get("format", "zip")),
-        trip_id=int(trip) if trip else None,
+        trip_id=ids.parse_id(form.get("trip"), "trip"),
         include_exported=form.get("all") == "1",
         max_batch_bytes=exporting.megabytes(max_mb),
         mail_to=form.get("to", "").strip() or None,

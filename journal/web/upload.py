@@ -8,17 +8,20 @@ JavaScript the same form posts here and the results are listed on the page.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from flask import Blueprint, Flask, Request, current_app, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_login import current_user
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from journal.app import get_db, get_settings
 from journal.services import uploads
@@ -31,13 +34,109 @@ bp = Blueprint("upload", __name__)
 ACCEPT = "image/*,.heic,.heif,.gpx"
 
 
+class TooManyFiles(RequestEntityTooLarge):
+    """More file parts in one request than the settings allow (413)."""
+
+
+class StagedPart(io.RawIOBase):
+    """One uploaded file part in a staging file that holds a descriptor only while in use.
+
+    Werkzeug keeps every part's stream until the request ends; one open temp file per part ran
+    a request of 300 one-byte parts out of descriptors (EMFILE, a 500). This stream writes its
+    part, lets go of the descriptor when werkzeug rewinds it at the end of the part, reopens the
+    file when read, and removes it when closed.
+    """
+
+    def __init__(self, staging: Path, suffix: str) -> None:
+        super().__init__()
+        fd, name = tempfile.mkstemp(dir=staging, prefix=uploads.UPLOAD_PREFIX, suffix=suffix)
+        self.name = name
+        self._handle: io.BufferedIOBase | None = os.fdopen(fd, "wb")
+        self._writing = True
+        self._position = 0
+
+    @property
+    def is_open(self) -> bool:
+        """True while the part holds a file descriptor."""
+        return self._handle is not None
+
+    def readable(self) -> bool:
+        """Readable once written."""
+        return True
+
+    def writable(self) -> bool:
+        """Writable until the part is complete."""
+        return self._writing
+
+    def seekable(self) -> bool:
+        """Seekable (werkzeug rewinds each part)."""
+        return True
+
+    def write(self, data: Any) -> int:
+        """Append the part's next bytes."""
+        if not self._writing or self._handle is None:
+            raise io.UnsupportedOperation("this upload part is complete")
+        return self._handle.write(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move the read position; the first seek ends writing and frees the descriptor."""
+        self._finish_writing()
+        if self._handle is not None:
+            self._position = self._handle.seek(offset, whence)
+        elif whence == io.SEEK_SET:
+            self._position = offset
+        elif whence == io.SEEK_CUR:
+            self._position += offset
+        else:
+            self._position = os.path.getsize(self.name) + offset
+        return self._position
+
+    def tell(self) -> int:
+        """The read position."""
+        return self._handle.tell() if self._handle is not None else self._position
+
+    def readinto(self, buffer: Any) -> int:
+        """Read from the staged file, opening it on first use."""
+        self._finish_writing()
+        if self._handle is None:
+            self._handle = open(self.name, "rb")  # closed by close()
+            self._handle.seek(self._position)
+        return self._handle.readinto(buffer)
+
+    def flush(self) -> None:
+        """Flush what was written so far."""
+        if self._writing and self._handle is not None:
+            self._handle.flush()
+
+    def close(self) -> None:
+        """Close the file and remove it."""
+        if not self.closed:
+            handle, self._handle, self._writing = self._handle, None, False
+            if handle is not None:
+                handle.close()
+            Path(self.name).unlink(missing_ok=True)
+        super().close()
+
+    def _finish_writing(self) -> None:
+        if self._writing:
+            self._writing = False
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+
+
 class StagingRequest(Request):
-    """A request whose uploaded files are spooled to named temp files in the staging folder.
+    """A request whose uploaded files are spooled to staging files, at most so many per request.
 
     Werkzeug would spool them to the system temp folder; staging lives on the same file
-    system as uploads/, and the importer reads the file by path. The temp file is removed
-    when it is closed, which Flask does at the end of the request.
+    system as uploads/, and the importer reads the file by path. Each part keeps a descriptor
+    only while it is written or read (StagedPart), and every part is removed when the request
+    is closed, which Flask does at its end (also when parsing stopped half-way).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.staged_parts: list[StagedPart] = []
 
     def _get_file_stream(
         self,
@@ -46,10 +145,23 @@ class StagingRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
-        staging = get_settings().staging_dir
-        staging.mkdir(parents=True, exist_ok=True)
-        suffix = uploads.staging_suffix(filename)
-        return tempfile.NamedTemporaryFile(dir=staging, prefix=uploads.UPLOAD_PREFIX, suffix=suffix)
+        settings = get_settings()
+        if len(self.staged_parts) >= settings.max_upload_files:
+            raise TooManyFiles(
+                f"That request has too many files: send at most {settings.max_upload_files} per request."
+            )
+        settings.staging_dir.mkdir(parents=True, exist_ok=True)
+        part = StagedPart(settings.staging_dir, uploads.staging_suffix(filename))
+        self.staged_parts.append(part)
+        return cast(IO[bytes], part)
+
+    def close(self) -> None:
+        """Close the uploaded files and remove every staged part."""
+        try:
+            super().close()
+        finally:
+            for part in self.staged_parts:
+                part.close()
 
 
 @bp.record_once
