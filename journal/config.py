@@ -10,6 +10,8 @@ from pathlib import Path
 #: 200 MP leaves room for 150 MP medium-format cameras and panoramas.
 DEFAULT_MAX_PIXELS = 200_000_000
 DEFAULT_MAX_UPLOAD_BYTES = 200_000_000
+#: Data home files are private to the user running the journal unless JOURNAL_FILE_MODE shares them.
+DEFAULT_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class Settings:
     track_max_gap_s: int = 300
     #: Optional online tile URL template, off by default: the map never needs it.
     online_tiles_url: str = ""
+    #: Mode of the files the journal writes (originals, renditions, bundles, the database); folders
+    #: get the same bits plus x where r is set (0600 -> 0700, 0640 -> 0750).
+    file_mode: int = DEFAULT_FILE_MODE
 
     def __post_init__(self) -> None:
         if self.thumb_size <= 0 or self.web_size < self.thumb_size:
@@ -39,8 +44,15 @@ class Settings:
             raise ValueError("web_size_tolerance must be in [0, 0.5)")
         if self.max_pixels <= 0 or self.max_upload_bytes <= 0 or self.workers <= 0:
             raise ValueError("limits must be positive")
+        if self.file_mode & ~0o666 or self.file_mode & 0o600 != 0o600:
+            raise ValueError("file_mode must give the owner rw- and nobody x (such as 0600, 0640, 0660)")
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'journal.db'}")
+
+    @property
+    def dir_mode(self) -> int:
+        """Mode of the folders the journal makes: file_mode with x wherever r is set."""
+        return self.file_mode | (self.file_mode & 0o444) >> 2
 
     @property
     def uploads_dir(self) -> Path:
@@ -95,5 +107,7 @@ class Settings:
                 values[name] = number * 1_000_000 if key.endswith("_MB") else number
         if env.get("JOURNAL_ONLINE_TILES_URL"):
             values["online_tiles_url"] = env["JOURNAL_ONLINE_TILES_URL"]
+        if env.get("JOURNAL_FILE_MODE"):
+            values["file_mode"] = int(env["JOURNAL_FILE_MODE"], 8)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -31,3 +31,7 @@ class InvalidInput(JournalError):
 
 class AuthError(JournalError):
     """Authentication failed or is missing."""
+
+
+class WrongDatabase(JournalError):
+    """The configured database does not match the files of the data home (empty, another, or older)."""

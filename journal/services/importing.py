@@ -221,7 +221,8 @@ def _prepare(settings: Settings, user_id: int, path: Path, name: str, force: boo
         staging=settings.staging_dir,
         draft_tolerance=settings.web_size_tolerance,
     )
-    storage.copy_atomic(path, original, staging=settings.staging_dir)
+    if not (original.is_file() and original.samefile(path)):  # re-indexing a stored original: no copy
+        storage.copy_atomic(path, original, staging=settings.staging_dir)
     return Prepared(name, sha, path.stat().st_size, rel, meta, result.web_width, result.web_height)
 
 
