@@ -150,3 +150,21 @@ def test_unknown_files_are_reported_not_deleted(
 def test_check_help_mentions_repair(extra: list[str]) -> None:
     result = CliRunner().invoke(cli, ["check", *extra, "--help"])
     assert result.exit_code == 0 and "--repair" in result.output
+
+
+def test_orphan_track_is_reindexed(runner: CliRunner, settings: Settings) -> None:
+    from tests.conftest import GPX_SAMPLES
+
+    add_user(runner)
+    sample = sorted(GPX_SAMPLES.glob("*.gpx"))[0]
+    assert runner.invoke(cli, ["import", str(sample)]).exit_code == 0
+    with sqlite3.connect(settings.home / "journal.db") as conn:
+        (stored,) = conn.execute("SELECT stored_path FROM tracks").fetchone()
+        conn.execute("DELETE FROM tracks")
+    code, report = check(runner)
+    assert code == 1 and [(p["kind"], p["path"]) for p in report["problems"]] == [("orphan", stored)]  # type: ignore[attr-defined, index]
+    code, report = check(runner, "--repair")
+    assert code == 0, report
+    assert (settings.uploads_dir / stored).is_file()
+    with sqlite3.connect(settings.home / "journal.db") as conn:
+        assert conn.execute("SELECT stored_path FROM tracks").fetchone() == (stored,)

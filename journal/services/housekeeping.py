@@ -78,12 +78,11 @@ def writer_guard(settings: Settings, factory: sessionmaker[Session]) -> Iterator
         alone = _try_lock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         if not alone:
             fcntl.flock(lock, fcntl.LOCK_SH)
-        identity = verify_home(settings, factory)
+        verify_home(settings, factory, count_writer=True)
         if alone:
             if any(staging.glob(MARKER_PREFIX + "*")):
                 sweep(settings, factory)
             fcntl.flock(lock, fcntl.LOCK_SH)
-        _raise_generation(settings, factory, identity)
         marker = staging / f"{MARKER_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
         marker.touch(mode=settings.file_mode)
         try:
@@ -221,20 +220,25 @@ REPAIR = (
 )
 
 
-def verify_home(settings: Settings, factory: sessionmaker[Session]) -> Identity:
+def verify_home(
+    settings: Settings, factory: sessionmaker[Session], *, count_writer: bool = False
+) -> Identity:
     """The identity the database and the data home share; WrongDatabase when they do not match.
 
     A fresh install (no identity on either side) or an existing one meeting this check for the
     first time gets a new identity; a database with none facing a data home that holds files,
     one of another data home, or one with a lower generation (an older copy) is refused.
+    `count_writer` raises the generation (a writer starts): in the database first, in the same
+    transaction as the check, then in .journal-home, which so never gets ahead of the database.
     """
     home = read_identity(settings)
     try:
-        identity = _match(settings, factory, home)
+        identity = _match(settings, factory, home, count_writer=count_writer)
     except IntegrityError:
         # Two first writers of a fresh install at once: the other one's identity is in place now.
-        identity = _match(settings, factory, home)
-    if identity != home:
+        identity = _match(settings, factory, home, count_writer=count_writer)
+    current = read_identity(settings) if identity != home else home  # another writer may be ahead
+    if current is None or identity.generation > current.generation or identity.home_id != current.home_id:
         _write_identity(settings, identity)
     return identity
 
@@ -249,7 +253,12 @@ def home_mismatch(settings: Settings, factory: sessionmaker[Session]) -> str | N
 
 
 def _match(
-    settings: Settings, factory: sessionmaker[Session], home: Identity | None, *, adopt: bool = True
+    settings: Settings,
+    factory: sessionmaker[Session],
+    home: Identity | None,
+    *,
+    adopt: bool = True,
+    count_writer: bool = False,
 ) -> Identity:
     with factory() as session, session.begin():
         row = session.get(HomeIdentity, 1)
@@ -279,19 +288,13 @@ def _match(
                 " restored from an older copy?)"
             )
             raise _refusal(settings, why, REPAIR)
-        return Identity(row.home_id, row.generation)
-
-
-def _raise_generation(settings: Settings, factory: sessionmaker[Session], identity: Identity) -> None:
-    """Count one more writer: in the database first, then in the data home (which never gets ahead)."""
-    with factory() as session, session.begin():
-        session.execute(
-            update(HomeIdentity).where(HomeIdentity.id == 1).values(generation=HomeIdentity.generation + 1)
-        )
+        if not count_writer:
+            return Identity(row.home_id, row.generation)
+        # An SQL increment, not row.generation + 1: writers running at once each count.
+        raised = HomeIdentity.generation + 1
+        session.execute(update(HomeIdentity).where(HomeIdentity.id == 1).values(generation=raised))
         generation = session.scalar(select(HomeIdentity.generation).where(HomeIdentity.id == 1))
-    current = read_identity(settings)
-    if generation is not None and (current is None or generation > current.generation):
-        _write_identity(settings, Identity(identity.home_id, generation))
+        return Identity(row.home_id, int(generation or 0))
 
 
 def claim_home(settings: Settings, factory: sessionmaker[Session]) -> Identity:
