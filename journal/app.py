@@ -39,6 +39,7 @@ ERROR_STATUS: dict[type[errors.JournalError], int] = {
     errors.AuthError: 401,
     errors.UnreadableFile: 422,
     errors.UnsupportedFile: 415,
+    errors.WrongDatabase: 503,
 }
 
 
@@ -90,7 +91,9 @@ class SessionInterface(SecureCookieSessionInterface):
 def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     """Build the app for a data home; `config` overrides Flask settings (tests)."""
     settings = settings or Settings.from_env()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    from journal.services import housekeeping
+
+    housekeeping.secure_home(settings)
     app = Flask(__name__, template_folder=str(TEMPLATES))
     app.url_map.converters["int"] = IdConverter  # before any rule is added
     app.config.update(
@@ -120,6 +123,11 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     engine = db.make_engine(settings.database_url)
     db.ensure_schema(engine)
     app.extensions["journal.sessions"] = db.make_session_factory(engine)
+    try:  # a wrong database (mistyped URL, older copy) must not meet the files: `journal check` says why
+        housekeeping.verify_home(settings, app.extensions["journal.sessions"])
+    except errors.WrongDatabase:
+        engine.dispose()
+        raise
     app.extensions["journal.engine"] = engine
     from journal.services.throttle import Throttle
 

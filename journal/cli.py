@@ -39,7 +39,9 @@ class Journal:
     def engine(self) -> Engine:
         """The database engine, with the schema brought up to date."""
         from journal import db
+        from journal.services import housekeeping
 
+        housekeeping.secure_home(self.settings)
         engine = db.make_engine(self.settings.database_url)
         db.ensure_schema(engine)
         return engine
@@ -434,10 +436,47 @@ def db_upgrade_cmd(journal: Journal) -> None:
     click.echo(f"database at revision {db.current_revision(journal.engine)}")
 
 
+@cli.command("check")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Re-index orphan originals, rebuild missing renditions (deletes no original).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@pass_journal
+@reports_errors
+def check_cmd(journal: Journal, repair: bool, as_json: bool) -> None:
+    """Check that the database and uploads/ agree: rows without files, files without rows, hash mismatches.
+
+    Every stored file is read and hashed. Exit status 1 when anything disagrees. With --repair,
+    originals no row points at are re-indexed from their own bytes (metadata, renditions, a row
+    for the user whose folder holds them, each its own post), missing renditions are made again,
+    and a database that was refused as the wrong one becomes this data home's own: first check
+    JOURNAL_DATABASE_URL. No original is ever deleted.
+
+    Example: journal --home ~/journal check --repair
+    """
+    from journal.services import integrity
+
+    run = integrity.repair if repair else integrity.check
+    report = run(journal.settings, journal.sessions)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
+    else:
+        for line in report.repaired:
+            click.echo(f"repair: {line}")
+        for problem in report.problems:
+            click.echo(problem.line())
+        click.echo(report.summary())
+    if not report.ok:
+        sys.exit(1)
+
+
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @pass_journal
+@reports_errors
 def serve_cmd(journal: Journal, host: str, port: int) -> None:
     """Serve the web app with a production WSGI server (waitress).
 

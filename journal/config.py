@@ -34,6 +34,10 @@ def duration_s(text: str) -> int:
     return hours * 3600 + minutes * 60 + seconds
 
 
+#: Data home files are private to the user running the journal unless JOURNAL_FILE_MODE shares them.
+DEFAULT_FILE_MODE = 0o600
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about one data home."""
@@ -69,6 +73,9 @@ class Settings:
     mail_allowed_recipients: tuple[str, ...] = ()
     #: Storage per account (originals, renditions, bundles) in bytes; 0 means no quota.
     quota_bytes: int = 0
+    #: Mode of the files the journal writes (originals, renditions, bundles, the database); folders
+    #: get the same bits plus x where r is set (0600 -> 0700, 0640 -> 0750).
+    file_mode: int = DEFAULT_FILE_MODE
 
     def __post_init__(self) -> None:
         if self.thumb_size <= 0 or self.web_size < self.thumb_size:
@@ -83,8 +90,15 @@ class Settings:
             raise ValueError("proxy_fix is the number of trusted proxies, 0 to 5")
         if self.quota_bytes < 0:
             raise ValueError("the quota must not be negative (0: no quota)")
+        if self.file_mode & ~0o666 or self.file_mode & 0o600 != 0o600:
+            raise ValueError("file_mode must give the owner rw- and nobody x (such as 0600, 0640, 0660)")
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'journal.db'}")
+
+    @property
+    def dir_mode(self) -> int:
+        """Mode of the folders the journal makes: file_mode with x wherever r is set."""
+        return self.file_mode | (self.file_mode & 0o444) >> 2
 
     @property
     def uploads_dir(self) -> Path:
@@ -166,5 +180,7 @@ class Settings:
         if env.get("JOURNAL_TRUSTED_HOSTS"):
             names = (name.strip().lower() for name in env["JOURNAL_TRUSTED_HOSTS"].split(","))
             values["trusted_hosts"] = tuple(name for name in names if name)
+        if env.get("JOURNAL_FILE_MODE"):
+            values["file_mode"] = int(env["JOURNAL_FILE_MODE"], 8)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

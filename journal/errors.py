@@ -35,3 +35,7 @@ class AuthError(JournalError):
 
 class QuotaExceeded(JournalError):
     """The account's storage quota leaves no room for what would be written."""
+
+
+class WrongDatabase(JournalError):
+    """The configured database does not match the files of the data home (empty, another, or older)."""

@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from journal import geo
 from journal.config import DEFAULT_MAX_PIXELS
 from journal.errors import ImageTooLarge, JournalError, UnreadableFile
+from journal.names import printable
 
 logger = logging.getLogger(__name__)
 
@@ -129,13 +130,22 @@ INSPECT_KEYS = (
 
 
 def inspect_file(path_str: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, object]:
-    """`journal inspect` output for one file; never raises: failures come back in the "error" key."""
+    """`journal inspect` output for one file; never raises: failures come back in the "error" key.
+
+    Text is valid UTF-8 even for a name whose bytes are not (names.printable escapes them).
+    """
+    return {
+        key: printable(v) if isinstance(v, str) else v for key, v in _inspect(path_str, max_pixels).items()
+    }
+
+
+def _inspect(path_str: str, max_pixels: int) -> dict[str, object]:
     try:
         meta = read_metadata(Path(path_str), max_pixels=max_pixels, lookup_timezone=False)
     except JournalError as exc:
         return _error_json(path_str, str(exc))
     except Exception as exc:  # one bad file must not end a batch: logged with its traceback, then reported
-        logger.exception("unexpected failure reading %s", path_str)
+        logger.exception("unexpected failure reading %s", printable(path_str))
         return _error_json(path_str, f"internal error: {type(exc).__name__}: {exc}")
     return meta.to_inspect_json(path_str)
 

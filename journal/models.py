@@ -407,3 +407,19 @@ class TileSet(Base):
     #: Plain text (any HTML in the file's metadata is reduced to its text).
     attribution: Mapped[str] = mapped_column(String(1024), default="")
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HomeIdentity(Base):
+    """The data home this database belongs to (one row): writers refuse a database of another home.
+
+    The data home keeps the same id and generation in its .journal-home file; each writer raises the
+    generation (here first, then there), so a restored older copy of the database shows a lower one.
+    """
+
+    __tablename__ = "home_identity"
+
+    #: Always 1: a second row cannot be inserted by two first writers racing.
+    id: Mapped[int] = mapped_column(primary_key=True)
+    home_id: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -23,17 +23,54 @@ TEMP_PREFIX = ".tmp-"
 #: Rendition kinds stored beside the originals, and their file extension.
 RENDITIONS = {"thumb": "jpg", "web": "jpg"}
 
+#: Modes of the files and folders the journal writes: private unless the settings share them.
+#: One policy per process (set_modes, from Settings.file_mode), so modules that write files need
+#: no settings of their own; forked workers inherit it, and a fresh process starts private.
+_modes = {"file": 0o600, "dir": 0o700}
+
+
+def set_modes(file_mode: int, dir_mode: int) -> None:
+    """Use these modes for every file and folder written from now on (see Settings.file_mode)."""
+    _modes.update(file=file_mode, dir=dir_mode)
+
+
+def file_mode() -> int:
+    """The mode new files get."""
+    return _modes["file"]
+
+
+def dir_mode() -> int:
+    """The mode new folders get."""
+    return _modes["dir"]
+
+
+def make_dirs(path: Path, mode: int | None = None) -> None:
+    """Create a folder and its missing parents with exactly `mode` (default: the policy's)."""
+    mode = dir_mode() if mode is None else mode
+    missing: list[Path] = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=mode)
+        except FileExistsError:
+            continue  # made by another writer a moment ago
+        os.chmod(folder, mode)  # mkdir's mode goes through the umask; this one must not
+
 
 @contextlib.contextmanager
-def atomic_write(path: Path, *, staging: Path | None = None, mode: int = 0o644) -> Iterator[BinaryIO]:
+def atomic_write(path: Path, *, staging: Path | None = None, mode: int | None = None) -> Iterator[BinaryIO]:
     """Open a temp file for writing; on success fsync it and move it to `path` with os.replace.
 
     The temp file lives in `staging` (same file system) or else beside `path`, so a crash
-    leaves no partial file at `path`; on error the temp file is removed.
+    leaves no partial file at `path`; on error the temp file is removed. The file gets `mode`,
+    by default the policy's (set_modes), and missing folders the policy's folder mode.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     tmp_dir = staging or path.parent
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(tmp_dir)
     fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=tmp_dir)
     tmp = Path(tmp_name)
     try:
@@ -41,7 +78,7 @@ def atomic_write(path: Path, *, staging: Path | None = None, mode: int = 0o644) 
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
+        os.chmod(tmp, file_mode() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -438,7 +438,7 @@ def test_machine_readable_times_keep_four_digit_years() -> None:
     assert format_datetime(datetime(1, 1, 1), "%d %b %Y") == "01 Jan 0001"
 
 
-def test_migration_0008_marks_the_photos_already_stored(tmp_path: Path) -> None:
+def test_migration_0007_marks_the_photos_already_stored(tmp_path: Path) -> None:
     from sqlalchemy import text
 
     from journal import db

@@ -27,6 +27,7 @@ from journal.errors import JournalError, UnreadableFile
 from journal.geotag import PlacePolicy
 from journal.metadata import PhotoMetadata, read_metadata
 from journal.models import ImportFailure, Photo, Post, Track, Trip
+from journal.names import printable, shown_path
 from journal.renditions import make_web_renditions, set_decode_lock
 from journal.services import geotagging, quota, tracks
 from journal.services.housekeeping import writer_guard
@@ -177,11 +178,11 @@ def discover(paths: Iterable[Path], *, exclude: Iterable[Path] = ()) -> Iterator
                 for name in sorted(files):
                     if not name.startswith("."):
                         path = Path(folder) / name
-                        yield Candidate(path, str(path), sniff(path))
+                        yield Candidate(path, shown_path(path), sniff(path))
         elif root.exists():
-            yield Candidate(root, str(root), sniff(root))
+            yield Candidate(root, shown_path(root), sniff(root))
         else:
-            yield Candidate(root, str(root), "unknown")
+            yield Candidate(root, shown_path(root), "unknown")
 
 
 def classify(candidate: Candidate) -> FileResult | None:
@@ -254,7 +255,8 @@ def _prepare(settings: Settings, user_id: int, path: Path, name: str, force: boo
         staging=settings.staging_dir,
         draft_tolerance=settings.web_size_tolerance,
     )
-    storage.copy_atomic(path, original, staging=settings.staging_dir)
+    if not (original.is_file() and original.samefile(path)):  # re-indexing a stored original: no copy
+        storage.copy_atomic(path, original, staging=settings.staging_dir)
     return Prepared(name, sha, path.stat().st_size, rel, meta, result.web_width, result.web_height)
 
 
@@ -340,7 +342,7 @@ def record(session: Session, prepared: Prepared, options: ImportOptions) -> Phot
         post_id=post.id,
         position=len(post.photos),
         sha256=prepared.sha256,
-        original_name=prepared.name[-1024:],
+        original_name=printable(prepared.name)[-1024:],
         stored_path=prepared.stored_path,
         bytes=prepared.bytes,
         format=meta.format,
@@ -594,6 +596,9 @@ class Importer:
     def _finish(
         self, summary: ImportSummary, result: FileResult, on_result: Callable[[FileResult], None] | None
     ) -> None:
+        # Names and messages may carry a path's undecodable bytes (os.fsdecode's surrogates), which
+        # no database or terminal takes: they are kept escaped (names.printable).
+        result = replace(result, name=printable(result.name), error=result.error and printable(result.error))
         if result.status == "failed":
             with self.factory() as session, session.begin():
                 record_failure(session, self.options.user_id, result)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from journal import ids, storage
 from journal.config import Settings
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, Trip
+from journal.names import printable
 from journal.services import editing, importing
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,10 @@ MAX_CHECK = 1000
 UPLOAD_PREFIX = storage.TEMP_PREFIX + "upload-"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: RFC 7578 4.2 / RFC 5987: filename*=charset'language'percent-encoded-bytes
+_EXT_FILENAME = re.compile(
+    r"""(?:^|;)\s*filename\*\s*=\s*"?([\w!#$%&+^`{}~-]*)'[^']*'([^";\s]*)""", re.IGNORECASE
+)
 _SUFFIX = re.compile(r"\.[a-z0-9]{1,5}")
 
 NOT_A_PHOTO = "not a photo: the journal takes JPEG, HEIC, PNG, WebP, AVIF and TIFF images"
@@ -119,9 +125,30 @@ class UploadResult:
 
 
 def display_name(raw: str | None) -> str:
-    """The client's file name kept as data: normalised, without control characters, capped."""
-    name = _CONTROL.sub("", unicodedata.normalize("NFC", raw or "")).strip()
+    """The client's file name kept as data: normalised, without control characters, capped.
+
+    Bytes that are not UTF-8 (surrogate escapes) stay, escaped as `\\xff` (names.printable).
+    """
+    name = _CONTROL.sub("", printable(unicodedata.normalize("NFC", raw or ""))).strip()
     return name[-MAX_NAME:] or "unnamed file"
+
+
+def client_name(filename: str | None, disposition: str | None) -> str | None:
+    """The file name a multipart part gives, with percent-encoded bytes that are not UTF-8 kept.
+
+    Werkzeug decodes `filename*=UTF-8''caf%FF.jpg` with replacement characters, which loses the
+    bytes; they are read again from the header here, as a file name on disk would be.
+    """
+    match = _EXT_FILENAME.search(disposition or "")
+    if not match:
+        return filename
+    charset, encoded = match.group(1).lower() or "utf-8", urllib.parse.unquote_to_bytes(match.group(2))
+    if charset in ("utf-8", "utf8"):
+        return encoded.decode("utf-8", "surrogateescape")
+    try:
+        return encoded.decode(charset, "replace")
+    except LookupError:  # an unknown charset: keep the bytes the same way
+        return encoded.decode("utf-8", "surrogateescape")
 
 
 def staging_suffix(raw: str | None) -> str:

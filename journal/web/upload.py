@@ -21,7 +21,8 @@ from flask.blueprints import BlueprintSetupState
 from flask_login import current_user
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.datastructures import FileStorage
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser
 
 from journal.app import get_db, get_settings
 from journal.services import uploads
@@ -32,6 +33,10 @@ bp = Blueprint("upload", __name__)
 
 #: What the file picker offers; content decides in the end (phones need the HEIC hint).
 ACCEPT = "image/*,.heic,.heif,.gpx"
+UNREADABLE_HEADER = (
+    "a part of the form has a header (such as its file name) that is not UTF-8: send the name as"
+    " UTF-8, or percent-encoded as filename*=UTF-8''caf%FF.jpg (its bytes are kept)"
+)
 
 
 class TooManyFiles(RequestEntityTooLarge):
@@ -163,6 +168,22 @@ class StagingRequest(Request):
             for part in self.staged_parts:
                 part.close()
 
+    def make_form_data_parser(self) -> FormDataParser:
+        """Werkzeug's parser, but one that says when a body cannot be read instead of dropping it."""
+        parser = super().make_form_data_parser()
+        parser.silent = False
+        return parser
+
+    def _load_form_data(self) -> None:
+        try:
+            super()._load_form_data()
+        except UnicodeDecodeError as exc:
+            # Werkzeug reads part headers as UTF-8 only: a raw byte such as 0xff in a file name
+            # would otherwise lose the whole form without a word.
+            raise BadRequest(UNREADABLE_HEADER) from exc
+        except ValueError as exc:
+            raise BadRequest(f"the form could not be read: {exc}") from exc
+
 
 @bp.record_once
 def _use_staging_requests(state: BlueprintSetupState) -> None:
@@ -192,7 +213,8 @@ def staged_files(parts: list[FileStorage], hashes: list[str]) -> Iterator[list[u
         staged = []
         for part, sha in zip(parts, claimed, strict=True):
             path = _staged_path(part, extra)
-            staged.append(uploads.Staged(uploads.display_name(part.filename), path, sha))
+            name = uploads.client_name(part.filename, part.headers.get("Content-Disposition"))
+            staged.append(uploads.Staged(uploads.display_name(name), path, sha))
         yield staged
     finally:
         for handle in [part.stream for part in parts] + extra:

@@ -1,7 +1,7 @@
 """clock looks wrong: photos.clock_wrong, for capture times that cannot be right
 
-Revision ID: 0008
-Revises: 0010
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02 10:00:00
 
 True when the capture time is before 1900 or more than a day after the photo was imported (a local
@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0010"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

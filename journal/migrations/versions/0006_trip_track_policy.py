@@ -1,6 +1,6 @@
 """trip track policy: each trip keeps the user's rule for placing its photos on GPS tracks
 
-Revision ID: 0010
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-03 10:00:00
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
