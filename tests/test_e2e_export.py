@@ -199,12 +199,18 @@ def test_export_every_mode(home: Home, tmp_path: Path, platform: str, mode: str)
     posts = [post for bundle in bundles for post in bundle.manifest["posts"]]
     assert len({p["id"] for p in posts}) >= 40
     located = [p for p in posts if p["location"] is not None]
+    reports = {b.folder: json.loads((b.folder / "privacy.json").read_text()) for b in bundles}
     for bundle, post, entry in files_of(bundles):
         path = bundle.folder / entry["path"]
         assert never_leaving(entry["tool"]) == [], (path.name, never_leaving(entry["tool"]))
         gps = gps_everywhere(path, entry["tool"])
         if mode != "exact" or post["id"] == home.zone_post:
             assert gps == [], (mode, path.name, gps)
+        # privacy.json read the same file: it agrees with ExifTool, exifread and Pillow on GPS.
+        report = reports[bundle.folder]
+        assert report["schema"] == "journal.privacy/1" and report["location"] == mode
+        (privacy,) = [f for f in report["files"] if f["path"] == entry["path"]]
+        assert privacy["leaks"] == [] and privacy["gps"] is bool(gps), (path.name, privacy, gps)
     if mode == "none":
         assert located == []
     else:

@@ -22,6 +22,14 @@ Decisions:
 - A post's location and place come from its first located photo; inside a privacy zone it has
   no location and its place is the country only, whatever the mode.
 - A photo whose file cannot be made is left out and reported; the rest of the export goes on.
+- Leaks (journal/leaks.py): every file is read again, from its bytes, with exifread and Pillow.
+  A made file (or a planned scrub) that carries what its mode forbids is left out like a damaged
+  one: that is a single odd photo, and the rest of the export is still good. The bundle writer
+  reads the bytes once more as they go into the zip or the message; a leak found there means the
+  bytes written differ from the ones checked (a bug, not a photo), so the whole bundle fails:
+  nothing is renamed into place or recorded, and the run stops with PrivacyLeak. privacy.json
+  (and index.html's privacy section) is built from that last reading; an e-mail bundle attaches
+  it and points to it in the body.
 """
 
 from __future__ import annotations
