@@ -267,16 +267,19 @@ class MetadataTap:
             self._feed_chunks(view)
 
     def _feed_jpeg(self, view: memoryview) -> None:
-        if self._head_done or self._overflow:
-            return
-        room = self._limit - len(self._head)
-        self._head += view[:room]
-        end = _jpeg_header_end(self._head)
-        if end is not None:
-            del self._head[end:]
-            self._head_done = True
-        elif len(view) > room:
-            self._overflow = True
+        # 64 KiB at a time: a header is a few KiB, and the first piece may be a whole MiB of scan data.
+        for at in range(0, len(view), 1 << 16):
+            if self._head_done or self._overflow:
+                return
+            room = self._limit - len(self._head)
+            piece = view[at : at + min(room, 1 << 16)]
+            self._head += piece
+            end = _jpeg_header_end(self._head)
+            if end is not None:
+                del self._head[end:]
+                self._head_done = True
+            elif len(piece) < min(len(view) - at, 1 << 16):
+                self._overflow = True
 
     def _feed_chunks(self, view: memoryview) -> None:
         at, count = 0, len(view)
@@ -512,18 +515,22 @@ def _gps_words(payload: bytes, found: _Found, where: str) -> None:
 
 
 def inspect_exif(tiff: bytes, found: _Found, *, detailed: bool = True) -> None:
-    """A TIFF-structured EXIF block, read by exifread and by Pillow; every tag is categorised."""
+    """A TIFF-structured EXIF block, read by exifread and by Pillow; every tag is categorised.
+
+    Without `detailed` (an original, for the report's `removed` only) Pillow alone reads it.
+    """
     if not tiff:
         return
-    _exifread_exif(tiff, found, detailed=detailed)
+    if detailed:
+        _exifread_exif(tiff, found)
     exif = Image.Exif()
     exif.load(tiff)
     _pillow_exif(exif, found)
 
 
-def _exifread_exif(tiff: bytes, found: _Found, *, detailed: bool) -> None:
+def _exifread_exif(tiff: bytes, found: _Found) -> None:
     """exifread's reading: tag names like 'GPS GPSLatitude', 'EXIF MakerNote', 'JPEGThumbnail'."""
-    tags = exifread.process_file(io.BytesIO(tiff), details=detailed, extract_thumbnail=detailed)
+    tags = exifread.process_file(io.BytesIO(tiff), details=True, extract_thumbnail=True)
     make = model = None
     for name, value in tags.items():
         category = _exifread_kind(name)
