@@ -30,10 +30,11 @@ from typing import IO, Any, cast
 
 import jinja2
 
-from journal import clock
+from journal import clock, leaks
 from journal.batching import estimate_zip_bytes, plan_batches, zip_entry_size
-from journal.errors import InvalidInput, UnreadableFile
+from journal.errors import InvalidInput, PrivacyLeak, UnreadableFile
 from journal.geo import is_valid_position
+from journal.leaks import BundleChecks, FileRule, MetadataTap
 from journal.storage import atomic_write
 from journal.streams import BackgroundSink, ByteSink, HashingSink, WritebackSink, file_pieces
 
@@ -43,6 +44,7 @@ SCHEMA = "journal.bundle/1"
 MANIFEST = "manifest.json"
 INDEX = "index.html"
 MAP = "map.html"
+PRIVACY = leaks.FILE_NAME
 ASSET_DIR = "assets/"
 PHOTO_DIR = "photos/"
 THUMB_DIR = "thumbs/"
@@ -64,6 +66,9 @@ _TEMPLATE_DIRS = (
 #: (keys, markup, hashes); text is counted at its worst-case escaped size in each of the three.
 _POST_MARKUP_BYTES = 2_000
 _FILE_MARKUP_BYTES = 600
+#: What one file adds to privacy.json and to index.html's privacy section, its camera text (make and
+#: model, 2 x 128 characters) counted at its worst-case escaped size in both.
+PRIVACY_FILE_BYTES = 1_500 + 2 * 128 * (6 + 6)
 _TEXT_BYTES_PER_CHAR = 6 + 6 + 12  # manifest (JSON escape), index (HTML entity), map (JSON \\u pair)
 
 
@@ -96,6 +101,7 @@ class BundleFile:
     checks the size instead of hashing the bytes a second time. `thumb` is a small JPEG without
     metadata (the library's thumbnail) that the bundle's map shows instead of the photo itself
     (only a located post's first photo goes on the map, so only its thumbnail is written).
+    `rule` says what the written file may carry (leaks.check): it is re-read as it goes into the zip.
     """
 
     path_in_zip: str
@@ -105,6 +111,7 @@ class BundleFile:
     size_hint: int | None = None
     sha256: str | None = None
     thumb: Path | None = None
+    rule: FileRule = FileRule()
 
     def __post_init__(self) -> None:
         check_entry_name(self.path_in_zip)
@@ -174,12 +181,13 @@ Submit = Callable[..., Future[Any]]
 
 @dataclass(frozen=True)
 class BundleInfo:
-    """A written bundle: where, its SHA-256 and size, and the manifest it holds."""
+    """A written bundle: where, its SHA-256 and size, and the manifest and privacy report it holds."""
 
     path: Path
     sha256: str
     bytes: int
     manifest: dict[str, Any] = field(repr=False)
+    privacy: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 # --- writing ---
@@ -192,14 +200,17 @@ def write_bundle_zip(
     batch: int,
     batches: int,
     created_at: str,
-    index_html: str,
+    index_html: str | Callable[[dict[str, Any]], str],
     map_page: MapPage | Callable[[], MapPage] | None = None,
     staging: Path | None = None,
+    location: str | None = None,
 ) -> BundleInfo:
     """Write one batch as a zip at dest (atomically) and return its path, SHA-256, size and manifest.
 
     `map_page` may be a function giving it: it is called once the photos are in (a map drawn in
-    a worker meanwhile). `batch` counts from 1.
+    a worker meanwhile). `index_html` may be a function of the privacy report. `batch` counts
+    from 1. Every photo and thumbnail is re-read as it is written (leaks.MetadataTap); when one
+    carries what its rule forbids, PrivacyLeak is raised and nothing is left at dest.
     """
     if not 1 <= batch <= batches:
         raise InvalidInput("batch must be between 1 and batches")
@@ -211,11 +222,19 @@ def write_bundle_zip(
             BackgroundSink(out, name="bundle-writer") as stage,
             zipfile.ZipFile(cast(IO[bytes], stage), "w", allowZip64=True) as archive,
         ):
-            entries = _write_photos(archive, posts, stamp)
-            _write_thumbs(archive, posts, stamp)
+            checks = BundleChecks()
+            entries = _write_photos(archive, posts, stamp, checks)
+            _write_thumbs(archive, posts, stamp, checks)
+            if found := checks.leaks():
+                raise PrivacyLeak(f"{dest.name}: {' / '.join(found)}")
             manifest = build_manifest(posts, entries, batch=batch, batches=batches, created_at=created_at)
+            report = leaks.report(
+                location, checks.entries(), batch=batch, batches=batches, created_at=created_at
+            )
             _write_text(archive, MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1), stamp)
-            _write_text(archive, INDEX, index_html, stamp)
+            _write_text(archive, PRIVACY, json.dumps(report, ensure_ascii=False, indent=1), stamp)
+            page_html = index_html(report) if callable(index_html) else index_html
+            _write_text(archive, INDEX, page_html, stamp)
             if map_page is not None:
                 page = map_page() if callable(map_page) else map_page
                 _check_asset_names(page)
@@ -223,7 +242,7 @@ def write_bundle_zip(
                 for relpath, path in page.assets:
                     _write_asset(archive, ASSET_DIR + relpath, path, stamp)
     logger.info("wrote bundle %s (%d posts, %d bytes)", dest, len(posts), out.count)
-    return BundleInfo(path=dest, sha256=out.hexdigest(), bytes=out.count, manifest=manifest)
+    return BundleInfo(path=dest, sha256=out.hexdigest(), bytes=out.count, manifest=manifest, privacy=report)
 
 
 def _zip_time(created_at: str) -> tuple[int, int, int, int, int, int]:
@@ -239,7 +258,7 @@ def _zip_time(created_at: str) -> tuple[int, int, int, int, int, int]:
 
 def _check_unique_names(posts: Sequence[BundlePost], has_map: bool) -> None:
     """Refuse duplicate or reserved photo entry names before anything is written."""
-    names = [MANIFEST, INDEX] + ([MAP] if has_map else [])
+    names = [MANIFEST, INDEX, PRIVACY] + ([MAP] if has_map else [])
     for post in posts:
         for file in post.files:
             if file.path_in_zip.startswith((ASSET_DIR, THUMB_DIR)):
@@ -270,26 +289,37 @@ def _zip_info(name: str, stamp: tuple[int, int, int, int, int, int], *, compress
 
 
 class _Entries:
-    """Thread side of _write_photos: opens, fills and closes the zip entries (zipfile adds the CRC-32)."""
+    """Thread side of _write_photos: opens, fills and closes the zip entries (zipfile adds the CRC-32).
 
-    def __init__(self, archive: zipfile.ZipFile) -> None:
+    Each entry's bytes also go through a MetadataTap, so the privacy check reads what the zip holds.
+    """
+
+    def __init__(self, archive: zipfile.ZipFile, checks: BundleChecks) -> None:
         self._archive = archive
+        self._checks = checks
         self._entry: IO[bytes] | None = None
+        self._tap: MetadataTap | None = None
+        self._file: BundleFile | None = None
 
-    def open(self, info: zipfile.ZipInfo) -> None:
+    def open(self, info: zipfile.ZipInfo, file: BundleFile) -> None:
         """Start an entry."""
         self._entry = self._archive.open(info, "w")
+        self._tap, self._file = MetadataTap(), file
 
     def write(self, data: bytes | memoryview) -> None:
         """Add to the open entry."""
-        assert self._entry is not None, "write outside an entry"
+        assert self._entry is not None and self._tap is not None, "write outside an entry"
         self._entry.write(data)
+        self._tap.write(data)
 
     def close(self) -> None:
-        """Finish the entry (zipfile writes its data descriptor)."""
-        assert self._entry is not None, "close outside an entry"
+        """Finish the entry (zipfile writes its data descriptor) and note what its bytes carry."""
+        assert self._entry is not None and self._tap is not None and self._file is not None, (
+            "close outside an entry"
+        )
         self._entry.close()
-        self._entry = None
+        self._checks.files.append((self._file.path_in_zip, self._tap.findings(), self._file.rule))
+        self._entry = self._tap = self._file = None
 
     def abandon(self) -> None:
         """Close an entry left open by a failed source, so zipfile can be closed (the zip is discarded)."""
@@ -314,7 +344,7 @@ class _EntryHashes:
         """A new entry: hash from zero (unless the file knows its hash), and have the next stage open it."""
         self._file, self._count = file, 0
         self._tee = HashingSink(self._entries) if file.sha256 is None else None
-        self._entries.call(functools.partial(self._target.open, info))
+        self._entries.call(functools.partial(self._target.open, info, file))
 
     def write(self, data: bytes | memoryview) -> None:
         """Hash (or count) and pass on."""
@@ -361,7 +391,10 @@ class _Direct:
 
 
 def _write_photos(
-    archive: zipfile.ZipFile, posts: Sequence[BundlePost], stamp: tuple[int, int, int, int, int, int]
+    archive: zipfile.ZipFile,
+    posts: Sequence[BundlePost],
+    stamp: tuple[int, int, int, int, int, int],
+    checks: BundleChecks,
 ) -> list[list[dict[str, Any]]]:
     """Stream every post's files into the zip; return each post's manifest file entries.
 
@@ -370,7 +403,7 @@ def _write_photos(
     zip entries (CRC-32), and the bundle writer hashes the zip and writes it. Nobody waits at the
     end of a file for the others to catch up.
     """
-    target = _Entries(archive)
+    target = _Entries(archive, checks)
     try:
         with BackgroundSink(target, name="bundle-entries") as entries:
             hashes = _EntryHashes(entries, target)
@@ -392,13 +425,18 @@ def _write_photos(
 
 
 def _write_thumbs(
-    archive: zipfile.ZipFile, posts: Sequence[BundlePost], stamp: tuple[int, int, int, int, int, int]
+    archive: zipfile.ZipFile,
+    posts: Sequence[BundlePost],
+    stamp: tuple[int, int, int, int, int, int],
+    checks: BundleChecks,
 ) -> None:
-    """Copy the thumbnails the map shows (stored: JPEG does not deflate)."""
+    """Copy the thumbnails the map shows (stored: JPEG does not deflate); checked like photos, no GPS."""
     for post in _located(posts):
         file = post.files[0]
         if file.thumb is not None and file.thumb_in_zip is not None:
-            _write_asset(archive, file.thumb_in_zip, file.thumb, stamp)
+            tap = MetadataTap()
+            _write_asset(archive, file.thumb_in_zip, file.thumb, stamp, tap=tap)
+            checks.files.append((file.thumb_in_zip, tap.findings(), FileRule()))
 
 
 def _located(posts: Sequence[BundlePost]) -> list[BundlePost]:
@@ -447,14 +485,31 @@ def _write_text(
     archive.writestr(_zip_info(name, stamp, compress=True), text.encode("utf-8"))
 
 
+class _Tee:
+    """A sink writing to two sinks."""
+
+    def __init__(self, first: ByteSink, second: ByteSink) -> None:
+        self._first, self._second = first, second
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Write data to both."""
+        self._first.write(data)
+        self._second.write(data)
+
+
 def _write_asset(
-    archive: zipfile.ZipFile, name: str, path: Path, stamp: tuple[int, int, int, int, int, int]
+    archive: zipfile.ZipFile,
+    name: str,
+    path: Path,
+    stamp: tuple[int, int, int, int, int, int],
+    *,
+    tap: ByteSink | None = None,
 ) -> None:
-    """Copy one map asset: text deflated, images stored."""
+    """Copy one map asset (text deflated, images stored); `tap` sees the bytes too."""
     info = _zip_info(check_entry_name(name), stamp, compress=path.suffix.lower() in _TEXT_SUFFIXES)
     info.file_size = path.stat().st_size
     with archive.open(info, "w") as entry:
-        _copy_file(path, entry)
+        _copy_file(path, entry if tap is None else _Tee(entry, tap))
 
 
 def build_manifest(
@@ -543,11 +598,21 @@ def render_index_html(
     batch: int = 1,
     batches: int = 1,
     created_at: str | None = None,
+    privacy: dict[str, Any] | None = None,
 ) -> str:
-    """The batch as an offline journal page; has_map embeds map.html in an iframe."""
+    """The batch as an offline journal page; has_map embeds map.html in an iframe.
+
+    `privacy` (the bundle's privacy.json) adds a section saying what was removed from each file.
+    """
     template = _environment().get_template(TEMPLATE)
     return template.render(
-        posts=posts, title=title, has_map=has_map, batch=batch, batches=batches, created_at=created_at
+        posts=posts,
+        title=title,
+        has_map=has_map,
+        batch=batch,
+        batches=batches,
+        created_at=created_at,
+        privacy=privacy,
     )
 
 
@@ -599,10 +664,12 @@ def build_bundle(
     title: str,
     staging: Path | None = None,
     submit: Submit | None = None,
+    location: str | None = None,
 ) -> BundleInfo:
     """Render index.html and map.html for a batch and write its zip (map and assets only with positions).
 
     With `submit` (exportfiles.Workers.submit) the map is drawn in a worker while the photos go in.
+    index.html is rendered once the photos are in, with their privacy report.
     """
     points = map_point_data(posts)
     map_page: MapPage | Callable[[], MapPage] | None = None
@@ -612,8 +679,14 @@ def build_bundle(
             if submit is None
             else submit(render_map_page, points, title).result
         )
-    index_html = render_index_html(
-        posts, title=title, has_map=bool(points), batch=batch, batches=batches, created_at=created_at
+    index_html = functools.partial(
+        _index_with_report,
+        posts,
+        title=title,
+        has_map=bool(points),
+        batch=batch,
+        batches=batches,
+        created_at=created_at,
     )
     return write_bundle_zip(
         dest,
@@ -624,6 +697,29 @@ def build_bundle(
         index_html=index_html,
         map_page=map_page,
         staging=staging,
+        location=location,
+    )
+
+
+def _index_with_report(
+    posts: Sequence[BundlePost],
+    report: dict[str, Any],
+    *,
+    title: str,
+    has_map: bool,
+    batch: int,
+    batches: int,
+    created_at: str,
+) -> str:
+    """index.html with its privacy section (write_bundle_zip calls it with the report)."""
+    return render_index_html(
+        posts,
+        title=title,
+        has_map=has_map,
+        batch=batch,
+        batches=batches,
+        created_at=created_at,
+        privacy=report,
     )
 
 
@@ -633,11 +729,13 @@ def build_bundle(
 def estimate_post_bytes(post: BundlePost) -> int:
     """Upper bound of what one post adds to a bundle zip: its files plus its share of the text entries."""
     files = sum(zip_entry_size(f.path_in_zip, f.size_bound()) for f in post.files)
+    checked = len(post.files)
     marker = post.files[0] if post.location is not None and post.files else None
     if marker is not None and marker.thumb is not None and marker.thumb_in_zip is not None:
         files += zip_entry_size(marker.thumb_in_zip, marker.thumb.stat().st_size)
+        checked += 1
     text_chars = len(post.caption) + len(post.place or "")
-    markup = _POST_MARKUP_BYTES + _FILE_MARKUP_BYTES * len(post.files)
+    markup = _POST_MARKUP_BYTES + _FILE_MARKUP_BYTES * len(post.files) + PRIVACY_FILE_BYTES * checked
     return files + markup + _TEXT_BYTES_PER_CHAR * text_chars
 
 
@@ -646,6 +744,7 @@ def estimate_fixed_bytes(*, title: str, with_map: bool) -> int:
     entries = [
         (MANIFEST, 200 + len(title.encode("utf-8"))),
         (INDEX, len(_empty_index(title).encode("utf-8"))),
+        (PRIVACY, len(json.dumps(EMPTY_REPORT, indent=1)) + 64),
     ]
     if with_map:
         from journal import mapview
@@ -658,10 +757,19 @@ def estimate_fixed_bytes(*, title: str, with_map: bool) -> int:
     return estimate_zip_bytes(entries) + slack
 
 
+EMPTY_REPORT = leaks.report("approx", [], batch=99, batches=99, created_at="2000-01-01T00:00:00Z")
+
+
 def _empty_index(title: str) -> str:
-    """index.html of a batch without posts (the fixed part of every page)."""
+    """index.html of a batch without posts (the fixed part of every page, its privacy section's too)."""
     return render_index_html(
-        [], title=title, has_map=True, batch=99, batches=99, created_at="2000-01-01T00:00:00Z"
+        [],
+        title=title,
+        has_map=True,
+        batch=99,
+        batches=99,
+        created_at="2000-01-01T00:00:00Z",
+        privacy=EMPTY_REPORT,
     )
 
 

@@ -17,6 +17,10 @@ class ImageTooLarge(UnreadableFile):
     """An image declares more pixels than the configured limit (a decompression bomb)."""
 
 
+class PrivacyLeak(JournalError):
+    """A file written for a bundle still carries what its location mode forbids: it is not shipped."""
+
+
 class NotFound(JournalError):
     """The requested object does not exist for this user."""
 

@@ -16,11 +16,17 @@ How a photo's file is made (`file_kind`):
   to its aspect range (renditions.render). HEIF, AVIF, TIFF and DNG originals (which cannot be
   scrubbed losslessly): decoded at full size, upright. Then encoded by privacy.save_clean_jpeg,
   which alone owns the quality loop under a platform's max_file_bytes.
+
+Every file made here is read again before it may go into a bundle (leaks.inspect_file; a
+planned scrub through the bytes write_scrub_plan gives): one that still carries what its
+location mode forbids is left out of the export with the reason, like a damaged original.
+The bundle writer reads the bytes once more as they go into the zip (bundle.write_bundle_zip).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import multiprocessing.context
@@ -33,7 +39,7 @@ from typing import Any, Literal, TypeVar
 
 from PIL import Image
 
-from journal import privacy, renditions
+from journal import leaks, privacy, renditions
 from journal.errors import ImageTooLarge, JournalError
 from journal.platforms import Platform, plan_geometry
 from journal.privacy import ExifKeep
@@ -82,6 +88,7 @@ class FileJob:
     max_pixels: int
     streamed: bool = False  # a scrub only planned here, written into the bundle by the bundle writer
     thumb: Path | None = None  # the library's thumbnail, for the bundle's map
+    gps_allowed: bool = False  # `exact` mode and outside every privacy zone: the file may carry its position
 
     @property
     def ext(self) -> str:
@@ -104,6 +111,7 @@ class MadeFile:
     height: int
     error: str | None = None
     plan: privacy.ScrubPlan | None = None
+    source: leaks.Findings | None = None  # what the original carried (for privacy.json's `removed`)
 
 
 def file_kind(fmt: str, platform: Platform) -> FileKind:
@@ -116,28 +124,48 @@ def file_kind(fmt: str, platform: Platform) -> FileKind:
 
 
 def make_file(job: FileJob) -> MadeFile:
-    """Make one job's file at job.dest; a damaged source gives a MadeFile with the error instead.
+    """Make one job's file at job.dest and read it again; a damaged source or a leak gives the error instead.
 
     job.dest is a private work file, deleted after the bundle is written: no temp + rename or
     fsync here (the bundle itself is written atomically).
     """
     try:
-        if job.kind == "scrub":
-            plan = privacy.plan_scrub(job.src, keep=job.keep)
-            width, height = job.upright_size()
-            if job.streamed and plan.new_bytes <= privacy.PLAN_MAX_NEW_BYTES:
-                return MadeFile(job.photo_id, None, width, height, plan=plan)
-            with job.dest.open("wb") as out:
-                privacy.write_scrub_plan(plan, job.src, out)
-        elif job.kind in ("png", "webp"):
-            width, height = _save_lossless(job)
-        else:
-            width, height = _save_jpeg(job)
+        made = _make(job)
+        written = leaks.inspect_file(job.dest) if made.plan is None else _planned_findings(job, made.plan)
     except FILE_ERRORS as exc:
         logger.warning("photo %d: cannot make its export file: %s", job.photo_id, exc)
         job.dest.unlink(missing_ok=True)
         return MadeFile(job.photo_id, None, 0, 0, error=one_line(exc))
+    found = leaks.check(written, leaks.FileRule(gps_allowed=job.gps_allowed))
+    if found:
+        message = leaks.leak_message("its file", written, found)
+        logger.error("photo %d: %s", job.photo_id, message)
+        job.dest.unlink(missing_ok=True)
+        return MadeFile(job.photo_id, None, 0, 0, error=message)
+    return dataclasses.replace(made, source=leaks.inspect_source(job.src, job.format))
+
+
+def _make(job: FileJob) -> MadeFile:
+    """Make the file (or only plan a streamed scrub)."""
+    if job.kind == "scrub":
+        plan = privacy.plan_scrub(job.src, keep=job.keep)
+        width, height = job.upright_size()
+        if job.streamed and plan.new_bytes <= privacy.PLAN_MAX_NEW_BYTES:
+            return MadeFile(job.photo_id, None, width, height, plan=plan)
+        with job.dest.open("wb") as out:
+            privacy.write_scrub_plan(plan, job.src, out)
+    elif job.kind in ("png", "webp"):
+        width, height = _save_lossless(job)
+    else:
+        width, height = _save_jpeg(job)
     return MadeFile(job.photo_id, job.dest, width, height)
+
+
+def _planned_findings(job: FileJob, plan: privacy.ScrubPlan) -> leaks.Findings:
+    """What a planned scrub's bytes carry, as write_scrub_plan gives them (the bundle writer checks again)."""
+    tap = leaks.MetadataTap()
+    privacy.write_scrub_plan(plan, job.src, tap)
+    return tap.findings()
 
 
 def _save_jpeg(job: FileJob) -> tuple[int, int]:

@@ -150,7 +150,8 @@ def test_entry_names_are_safe(written: bundle.BundleInfo) -> None:
     for name in names:
         assert not name.startswith("/") and "\\" not in name and ".." not in name.split("/")
         assert re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)*", name), name
-        assert name in ("manifest.json", "index.html", "map.html") or name.startswith(("photos/", "assets/"))
+        top = ("manifest.json", "index.html", "map.html", "privacy.json")
+        assert name in top or name.startswith(("photos/", "assets/"))
 
 
 @pytest.mark.parametrize(
@@ -263,8 +264,15 @@ def test_info_zip_reads_it(tmp_path: Path, written: bundle.BundleInfo) -> None:
     assert (tmp_path / "x" / "index.html").is_file() and (tmp_path / "x" / "photos" / "7-2.jpg").is_file()
 
 
+def tiny_jpeg() -> bytes:
+    """A real JPEG of a few hundred bytes (bundles refuse files whose metadata they cannot read)."""
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), (9, 90, 200)).save(out, "JPEG")
+    return out.getvalue()
+
+
 def test_a_known_hash_is_used_and_its_size_checked(tmp_path: Path) -> None:
-    data = b"\xff\xd8 planned bytes \xff\xd9"
+    data = tiny_jpeg()
     known = hashlib.sha256(data).hexdigest()
     file = BundleFile(
         "photos/1-1.jpg", lambda sink: sink.write(data), 1, 1, size_hint=len(data), sha256=known
@@ -300,21 +308,25 @@ def test_a_known_hash_is_used_and_its_size_checked(tmp_path: Path) -> None:
 
 
 def test_zip64_entries_when_a_file_may_pass_2_gib(tmp_path: Path) -> None:
-    file = BundleFile("photos/1-1.jpg", lambda sink: sink.write(b"tiny"), 1, 1, size_hint=3_000_000_000)
+    tiny = tiny_jpeg()
+    file = BundleFile("photos/1-1.jpg", lambda sink: sink.write(tiny), 1, 1, size_hint=3_000_000_000)
     post = BundlePost(1, "", False, None, None, None, None, (file,))
     info = write_bundle_zip(
         tmp_path / "b.zip", posts=[post], batch=1, batches=1, created_at=CREATED, index_html=""
     )
     with zipfile.ZipFile(info.path) as archive:
-        assert archive.read("photos/1-1.jpg") == b"tiny"
+        assert archive.read("photos/1-1.jpg") == tiny
     if UNZIP is not None:
         subprocess.run([UNZIP, "-tq", str(info.path)], check=True, capture_output=True)
 
 
 def test_memory_stays_flat_for_big_files(tmp_path: Path) -> None:
     big = tmp_path / "big.jpg"
-    with big.open("wb") as handle:
-        handle.truncate(64 * 1024 * 1024)
+    with big.open("wb") as handle:  # a JPEG header, 64 MB of scan data, an EOI
+        handle.write(tiny_jpeg()[:-2])
+        handle.truncate(64 * 1024 * 1024 - 2)
+        handle.seek(0, io.SEEK_END)
+        handle.write(b"\xff\xd9")
     post = BundlePost(1, "", False, None, None, None, None, (BundleFile("photos/1-1.jpg", big, 1, 1),))
     tracemalloc.start()
     try:

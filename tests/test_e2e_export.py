@@ -199,12 +199,18 @@ def test_export_every_mode(home: Home, tmp_path: Path, platform: str, mode: str)
     posts = [post for bundle in bundles for post in bundle.manifest["posts"]]
     assert len({p["id"] for p in posts}) >= 40
     located = [p for p in posts if p["location"] is not None]
+    reports = {b.folder: json.loads((b.folder / "privacy.json").read_text()) for b in bundles}
     for bundle, post, entry in files_of(bundles):
         path = bundle.folder / entry["path"]
         assert never_leaving(entry["tool"]) == [], (path.name, never_leaving(entry["tool"]))
         gps = gps_everywhere(path, entry["tool"])
         if mode != "exact" or post["id"] == home.zone_post:
             assert gps == [], (mode, path.name, gps)
+        # privacy.json read the same file: it agrees with ExifTool, exifread and Pillow on GPS.
+        report = reports[bundle.folder]
+        assert report["schema"] == "journal.privacy/1" and report["location"] == mode
+        (privacy,) = [f for f in report["files"] if f["path"] == entry["path"]]
+        assert privacy["leaks"] == [] and privacy["gps"] is bool(gps), (path.name, privacy, gps)
     if mode == "none":
         assert located == []
     else:
@@ -319,6 +325,9 @@ def test_email_bundles_are_sent_exactly_once(home: Home, tmp_path: Path) -> None
         assert len(Path(name).read_bytes()) <= 2_000_000
         for part in message.iter_attachments():
             data = part.get_content()
+            if part.get_filename() == "privacy.json":
+                assert json.loads(data)["location"] == "none"
+                continue
             assert not [
                 k for k in exifread.process_file(io.BytesIO(data), details=True) if k.startswith("GPS")
             ]

@@ -22,15 +22,26 @@ Decisions:
 - A post's location and place come from its first located photo; inside a privacy zone it has
   no location and its place is the country only, whatever the mode.
 - A photo whose file cannot be made is left out and reported; the rest of the export goes on.
+- Leaks (journal/leaks.py): every file is read again, from its bytes, with exifread and Pillow.
+  A made file (or a planned scrub) that carries what its mode forbids is left out like a damaged
+  one: that is a single odd photo, and the rest of the export is still good. The bundle writer
+  reads the bytes once more as they go into the zip or the message; a leak found there means the
+  bytes written differ from the ones checked (a bug, not a photo), so the whole bundle fails:
+  nothing is renamed into place or recorded, and the run stops with PrivacyLeak. privacy.json
+  (and index.html's privacy section) is built from that last reading; an e-mail bundle attaches
+  it and points to it in the body.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.message
+import email.policy
 import email.utils
 import fcntl
 import functools
 import hashlib
+import json
 import logging
 import math
 import os
@@ -47,10 +58,10 @@ from typing import BinaryIO, Literal, get_args
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import bundle, clock, mail, privacy, storage
+from journal import bundle, clock, leaks, mail, privacy, storage
 from journal.batching import MIME_MESSAGE_OVERHEAD, MIME_PART_OVERHEAD, eml_attachment_bytes, plan_batches
 from journal.config import Settings
-from journal.errors import Conflict, InvalidInput, NotFound, UnreadableFile
+from journal.errors import Conflict, InvalidInput, NotFound, PrivacyLeak, UnreadableFile
 from journal.exportfiles import FILE_ERRORS, FileJob, MadeFile, Workers, file_kind, one_line
 from journal.geo import is_valid_position
 from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Trip, User
@@ -61,7 +72,7 @@ from journal.services.housekeeping import writer_guard
 from journal.services.owned import owned
 from journal.services.zones import zones_for
 from journal.storage import atomic_write
-from journal.streams import ByteSink
+from journal.streams import ByteSink, file_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -376,6 +387,7 @@ def plan_jobs(
     jobs = []
     for number, photo in enumerate(post.photos, start=1):
         kind = file_kind(photo.format, platform)
+        keep = exif_keep(photo, mode, zones, upright=kind != "scrub")
         jobs.append(
             FileJob(
                 photo_id=photo.id,
@@ -384,7 +396,7 @@ def plan_jobs(
                 src=photo.path,
                 dest=work / f"{photo.id}",
                 kind=kind,
-                keep=exif_keep(photo, mode, zones, upright=kind != "scrub"),
+                keep=keep,
                 platform=platform,
                 format=photo.format,
                 width=photo.width,
@@ -393,6 +405,7 @@ def plan_jobs(
                 max_pixels=max_pixels,
                 streamed=streamed and kind == "scrub",
                 thumb=photo.thumb,
+                gps_allowed=mode == "exact" and keep.position is not None,
             )
         )
     return jobs
@@ -666,14 +679,22 @@ def _bundle_file(
     if made.error is not None:
         outcome.problems.append(f"photo {job.photo_id} (post {job.post_id}): {made.error}")
         return None
+    rule = leaks.FileRule(gps_allowed=job.gps_allowed, source=made.source)
     if made.plan is not None:
         writer = functools.partial(_write_planned, job, made.plan, ticker)
         size, sha256 = made.plan.size, made.plan.sha256
         return bundle.BundleFile(
-            entry_name(job), writer, made.width, made.height, size_hint=size, sha256=sha256, thumb=job.thumb
+            entry_name(job),
+            writer,
+            made.width,
+            made.height,
+            size_hint=size,
+            sha256=sha256,
+            thumb=job.thumb,
+            rule=rule,
         )
     assert made.path is not None
-    return bundle.BundleFile(entry_name(job), made.path, made.width, made.height, thumb=job.thumb)
+    return bundle.BundleFile(entry_name(job), made.path, made.width, made.height, thumb=job.thumb, rule=rule)
 
 
 def entry_name(job: FileJob) -> str:
@@ -775,6 +796,7 @@ def _write_and_record(
             title=run.title,
             staging=run.staging,
             submit=workers.submit,
+            location=run.request.location,
         )
         sha256, size = info.sha256, info.bytes
     else:
@@ -864,11 +886,19 @@ def plan_eml_batches(
     """Batches whose encoded message stays under max_bytes (batching.eml_size bounds); groups stay whole."""
     # The body is sent as 7bit, quoted-printable or base64: at most twice its UTF-8 size (batching.eml_size).
     fixed = MIME_MESSAGE_OVERHEAD + MIME_PART_OVERHEAD + 2 * len(_email_head(title, 99, 99).encode()) + 16
+    report = len(json.dumps(bundle.EMPTY_REPORT, indent=1)) + 64
+    fixed += eml_attachment_bytes(report, leaks.FILE_NAME)
 
     def size_of(group: Sequence[bundle.BundlePost]) -> int:
         text = sum(2 * len(_email_post_text(post).encode()) for post in group)
         files = [f for post in group for f in post.files]
-        return text + sum(eml_attachment_bytes(f.size_bound(), attachment_name(f)) for f in files)
+        # Each file's entry in the privacy.json attachment, base64 (4/3) with line breaks: at most double.
+        privacy_bytes = 2 * bundle.PRIVACY_FILE_BYTES * len(files)
+        return (
+            text
+            + privacy_bytes
+            + sum(eml_attachment_bytes(f.size_bound(), attachment_name(f)) for f in files)
+        )
 
     batches = plan_batches(list(groups), size_of, max_bytes, fixed_bytes=fixed)
     return [[post for group in batch for post in group] for batch in batches]
@@ -877,7 +907,14 @@ def plan_eml_batches(
 def _email_head(title: str, batch: int, batches: int) -> str:
     """The first lines of a message body."""
     part = f" (part {batch} of {batches})" if batches > 1 else ""
-    return f"{title}{part}\n\n"
+    return f"{title}{part}\n\n{PRIVACY_NOTE}\n\n"
+
+
+#: The body's pointer to the privacy report an e-mail bundle carries as an attachment.
+PRIVACY_NOTE = (
+    f"The attached {leaks.FILE_NAME} says, for each photo, what was removed from it and what it kept;"
+    " each one was read again after it was written."
+)
 
 
 def _email_post_text(post: bundle.BundlePost) -> str:
@@ -924,16 +961,33 @@ def write_eml(
     batches: int,
     message_id: str,
 ) -> tuple[str, int]:
-    """Write a batch as one MIME message (atomically); returns its SHA-256 and size."""
-    attachments = [
+    """Write a batch as one MIME message (atomically); returns its SHA-256 and size.
+
+    Every photo is read again (leaks.inspect_bytes) and its findings go into the privacy.json
+    attachment; the message is then parsed back, and each attachment must be byte for byte the
+    file that was checked. PrivacyLeak otherwise: nothing is written.
+    """
+    files = [f for post in posts for f in post.files]
+    checks = leaks.BundleChecks()
+    for f in files:
+        source = _file_bytes(f)
+        pieces = file_pieces(source) if isinstance(source, Path) else [source]
+        checks.files.append((attachment_name(f), leaks.inspect_bytes(pieces, hashed=True), f.rule))
+    if found := checks.leaks():
+        raise PrivacyLeak(f"{dest.name}: {' / '.join(found)}")
+    report = leaks.report(
+        run.request.location, checks.entries(), batch=batch, batches=batches, created_at=run.created_text
+    )
+    attachments: list[tuple[str, Path | bytes, str]] = [
         (
             attachment_name(f),
             _file_bytes(f),
             _MIME.get(f.path_in_zip.rsplit(".", 1)[-1], "application/octet-stream"),
         )
-        for post in posts
-        for f in post.files
+        for f in files
     ]
+    report_json = json.dumps(report, ensure_ascii=False, indent=1).encode("utf-8")
+    attachments.append((leaks.FILE_NAME, report_json, "application/json"))
     data = mail.build_eml(
         subject=email_subject(posts, title=run.title, batch=batch, batches=batches),
         body_text=email_body(posts, title=run.title, batch=batch, batches=batches),
@@ -943,9 +997,23 @@ def write_eml(
         message_id=message_id,
         date=run.created_at,
     )
+    _check_attachments(dest.name, data, {name: findings.sha256 for name, findings, _ in checks.files})
     with atomic_write(dest, staging=run.staging) as handle:
         handle.write(data)
     return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def _check_attachments(name: str, data: bytes, checked: dict[str, str | None]) -> None:
+    """PrivacyLeak unless the message's photo attachments are exactly the bytes that were checked."""
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(message, email.message.EmailMessage)
+    found: dict[str, str] = {}
+    for part in message.iter_attachments():
+        filename = part.get_filename()
+        if filename is not None and filename != leaks.FILE_NAME:
+            found[filename] = hashlib.sha256(part.get_content()).hexdigest()
+    if found != checked:
+        raise PrivacyLeak(f"{name}: the attachments differ from the files that were checked")
 
 
 def _file_bytes(file: bundle.BundleFile) -> Path | bytes:
