@@ -519,8 +519,9 @@ class ExportLock:
 
     def acquire(self) -> ExportLock:
         """Take the lock without waiting; Conflict when another export of the account holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+b")
+        storage.make_dirs(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, storage.file_mode())
+        handle = os.fdopen(fd, "a+b")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
