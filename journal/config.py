@@ -10,6 +10,10 @@ from pathlib import Path
 #: 200 MP leaves room for 150 MP medium-format cameras and panoramas.
 DEFAULT_MAX_PIXELS = 200_000_000
 DEFAULT_MAX_UPLOAD_BYTES = 200_000_000
+#: GPX files: largest file, most points, and CPU seconds the worker reading one may use.
+DEFAULT_GPX_MAX_BYTES = 50_000_000
+DEFAULT_GPX_MAX_POINTS = 1_000_000
+DEFAULT_GPX_CPU_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,10 @@ class Settings:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     #: Largest gap (seconds) between a photo and a track point for placing it "from track".
     track_max_gap_s: int = 300
+    #: GPX files larger than this, or with more points, are refused; reading one may take this much CPU.
+    gpx_max_bytes: int = DEFAULT_GPX_MAX_BYTES
+    gpx_max_points: int = DEFAULT_GPX_MAX_POINTS
+    gpx_cpu_s: float = DEFAULT_GPX_CPU_S
     #: Optional online tile URL template, off by default: the map never needs it.
     online_tiles_url: str = ""
 
@@ -39,6 +47,8 @@ class Settings:
             raise ValueError("web_size_tolerance must be in [0, 0.5)")
         if self.max_pixels <= 0 or self.max_upload_bytes <= 0 or self.workers <= 0:
             raise ValueError("limits must be positive")
+        if self.gpx_max_bytes <= 0 or self.gpx_max_points <= 0 or not self.gpx_cpu_s > 0:
+            raise ValueError("GPX limits must be positive")
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'journal.db'}")
 
@@ -89,10 +99,14 @@ class Settings:
             ("max_upload_bytes", "JOURNAL_MAX_UPLOAD_MB"),
             ("max_pixels", "JOURNAL_MAX_PIXELS"),
             ("workers", "JOURNAL_WORKERS"),
+            ("gpx_max_bytes", "JOURNAL_GPX_MAX_MB"),
+            ("gpx_max_points", "JOURNAL_GPX_MAX_POINTS"),
         ):
             if env.get(key):
                 number = int(env[key])
                 values[name] = number * 1_000_000 if key.endswith("_MB") else number
+        if env.get("JOURNAL_GPX_CPU_S"):
+            values["gpx_cpu_s"] = float(env["JOURNAL_GPX_CPU_S"])
         if env.get("JOURNAL_ONLINE_TILES_URL"):
             values["online_tiles_url"] = env["JOURNAL_ONLINE_TILES_URL"]
         values.update(overrides)

@@ -17,9 +17,10 @@ positions from the camera or set by hand are never changed. Services flush, neve
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -98,7 +99,7 @@ def store_track(settings: Settings, user_id: int, path: Path) -> StoredTrack:
     UnreadableFile for broken GPX or a file with no points at all; PlannedRouteOnly for a file that
     has only a planned route.
     """
-    track = gpx.read_track(path)
+    track = gpx.read_track_isolated(path, limits=read_limits(settings))
     if track.is_planned_route:
         raise PlannedRouteOnly(f"{path.name}: a planned route, not a recorded track")
     if not track.segments:
@@ -108,7 +109,13 @@ def store_track(settings: Settings, user_id: int, path: Path) -> StoredTrack:
     target = settings.uploads_dir / rel
     if not target.is_file():
         storage.copy_atomic(path, target, staging=settings.staging_dir)
+    _remember(str(target.resolve()), track)  # placing photos on it next need not read the file again
     return StoredTrack(sha, path.stat().st_size, rel, track)
+
+
+def read_limits(settings: Settings) -> gpx.ReadLimits:
+    """The bounds on reading a GPX file from someone (size, points, CPU seconds) from the settings."""
+    return gpx.ReadLimits(settings.gpx_max_bytes, settings.gpx_max_points, settings.gpx_cpu_s)
 
 
 def time_span(track: gpx.Track) -> tuple[datetime | None, datetime | None]:
@@ -210,10 +217,38 @@ def _note(track: gpx.Track, placed: int) -> str:
 # --- placing photos ---------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=64)
+#: Parsed stored tracks kept per process, bounded by their points (a track can hold a million).
+CACHE_POINTS = 2_000_000
+_cache: OrderedDict[str, gpx.Track] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _size(track: gpx.Track) -> int:
+    return sum(len(s) for s in track.segments) + sum(len(r) for r in track.routes)
+
+
+def _remember(path: str, track: gpx.Track) -> None:
+    """Keep a parsed track for its stored file, dropping the least recently used beyond CACHE_POINTS."""
+    with _cache_lock:
+        _cache[path] = track
+        _cache.move_to_end(path)
+        while len(_cache) > 1 and sum(_size(t) for t in _cache.values()) > CACHE_POINTS:
+            _cache.popitem(last=False)
+
+
 def _read_stored(path: str) -> gpx.Track:
-    """A stored track file, parsed once per process (stored files never change: named by content)."""
-    return gpx.read_track(Path(path))
+    """A stored track file, parsed once per process (stored files never change: named by content).
+
+    Stored files were read in a worker when imported; reading again here is linear in their size.
+    """
+    with _cache_lock:
+        found = _cache.get(path)
+        if found is not None:
+            _cache.move_to_end(path)
+            return found
+    track = gpx.read_track(Path(path))
+    _remember(path, track)
+    return track
 
 
 def parsed_track(settings: Settings, row: Track) -> gpx.Track | None:
