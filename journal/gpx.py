@@ -16,6 +16,7 @@ from __future__ import annotations
 import array
 import bisect
 import codecs
+import functools
 import logging
 import math
 import os
@@ -99,6 +100,19 @@ class Track:
     def is_empty(self) -> bool:
         """True when there is nothing to draw (waypoints alone do not make a track)."""
         return not self.segments and not self.routes
+
+    @functools.cached_property
+    def timed_index(self) -> tuple[tuple[list[datetime], list[TrackPoint]], ...]:
+        """Per recorded segment, its timed points sorted by time and their times: sorted once per track.
+
+        Points may come in any order (a file can list them backwards or shuffled); placing a photo then
+        costs a binary search, not a sort of the whole segment.
+        """
+        index = []
+        for segment in self.segments:
+            timed = sorted((p for p in segment if p.time is not None), key=_time_of)
+            index.append(([_time_of(p) for p in timed], timed))
+        return tuple(index)
 
 
 def decode_xml(data: bytes) -> str:
@@ -456,12 +470,18 @@ def interpolate(before: TrackPoint, after: TrackPoint, when: datetime) -> tuple[
     return before.lat + f * (after.lat - before.lat), lon, elevation
 
 
+def _time_of(point: TrackPoint) -> datetime:
+    assert point.time is not None
+    return point.time
+
+
 def locate_in_segment(
-    segment: Sequence[TrackPoint], when: datetime, gap: timedelta
+    times: Sequence[datetime], timed: Sequence[TrackPoint], when: datetime, gap: timedelta
 ) -> tuple[float, float, float | None] | None:
-    """Position at `when` within one segment, or None when no close pair of timed points surrounds it."""
-    timed = sorted((p for p in segment if p.time is not None), key=lambda p: p.time or when)
-    times = [p.time for p in timed if p.time is not None]
+    """Position at `when` among one segment's timed points (sorted by time, with their times).
+
+    None when no close pair of timed points surrounds it.
+    """
     i = bisect.bisect_left(times, when)
     if i < len(times) and times[i] == when:
         return timed[i].lat, timed[i].lon, timed[i].elevation
@@ -480,8 +500,8 @@ def locate_by_time(
     """
     when = as_utc(when_utc)
     gap = timedelta(seconds=max_gap_s)
-    for segment in track.segments:
-        found = locate_in_segment(segment, when, gap)
+    for times, timed in track.timed_index:
+        found = locate_in_segment(times, timed, when, gap)
         if found is not None:
             return found
     return None
