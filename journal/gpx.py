@@ -17,6 +17,7 @@ import array
 import bisect
 import codecs
 import functools
+import gc
 import logging
 import math
 import os
@@ -380,6 +381,7 @@ def worker_main() -> None:
     """
     path, now, max_points, cpu_s = pickle.loads(sys.stdin.buffer.read())
     _limit_worker(cpu_s)
+    gc.disable()  # a tree of millions of elements and no cycles: collections would only cost time
     answer: tuple[object, ...]
     try:
         track = read_track(Path(path), now=now, max_points=max_points)

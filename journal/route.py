@@ -156,7 +156,7 @@ def thin(points: Sequence[_T], min_m: float, position: Callable[[_T], tuple[floa
     limit = (min_m / 111_195.0) ** 2  # metres to degrees of latitude, squared
     for point in points[1:-1]:
         lat, lon = position(point)
-        dx, dy = (lon - last_lon) * scale, lat - last_lat
+        dx, dy = ((lon - last_lon + 180) % 360 - 180) * scale, lat - last_lat  # the short way round
         if dx * dx + dy * dy >= limit:
             kept.append(point)
             last_lat, last_lon, scale = lat, lon, math.cos(math.radians(lat))

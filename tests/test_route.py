@@ -196,3 +196,13 @@ def test_split_route_in_any_input_order_is_the_time_order() -> None:
     shuffled = split_route(sorted(points, key=lambda p: (p.time.minute * 7919) % 60))
     assert [p.time for part in backwards for p in part] == [p.time for p in points]
     assert [p.time for part in shuffled for p in part] == [p.time for p in points]
+
+
+def test_ferry_hop_across_the_antimeridian_is_not_a_jump() -> None:
+    ferry = [at(0, -17.0, 179.9), at(60, -16.9, -179.8)]  # about 35 km
+    assert len(split_route(ferry)) == 1
+
+
+def test_thin_measures_across_the_antimeridian() -> None:
+    stop = [at(0, -17.0, 179.99999), at(1, -17.0, -179.99999), at(2, -17.0, -179.9)]
+    assert len(thin(stop, 150.0, lambda p: (p.lat, p.lon))) == 2  # the first two are 2 m apart
