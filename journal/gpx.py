@@ -272,14 +272,22 @@ def refuse_dtd(text: str) -> None:
         raise UnreadableFile("GPX with a DTD/entities is refused")
 
 
-def parse_gpx(text: str, *, now: datetime, max_points: int = DEFAULT_MAX_POINTS) -> Track:
-    """A Track from GPX text, in time linear in its size; UnreadableFile for anything else."""
+def parse_gpx(
+    text: str, *, now: datetime, max_points: int = DEFAULT_MAX_POINTS, chunk: int | None = PARSE_CHUNK
+) -> Track:
+    """A Track from GPX text; UnreadableFile for anything else.
+
+    Fed to the parser in `chunk`-sized pieces (the C parser holds the GIL while it works, so other
+    threads get turns between them), or at once with chunk=None: expat 2.5 scans a token split across
+    pieces again with each piece, so a 40 MB attribute costs 46 s in 64 KB pieces and 0.5 s at once.
+    The worker (read_track_isolated) has no other threads and reads at once: linear in the size.
+    """
     refuse_dtd(text)
     parser = ET.XMLParser()
+    step = chunk or max(1, len(text))
     try:
-        # In chunks: the C parser holds the GIL while it works, so other threads get turns between them.
-        for start in range(0, len(text), PARSE_CHUNK):
-            parser.feed(text[start : start + PARSE_CHUNK])
+        for start in range(0, len(text), step):
+            parser.feed(text[start : start + step])
         root = parser.close()
     except ET.ParseError as exc:
         raise UnreadableFile(f"broken GPX ({exc})") from exc
@@ -296,14 +304,20 @@ def read_text(path: Path) -> str:
         raise UnreadableFile(f"{path.name}: not a readable XML text ({exc})") from exc
 
 
-def read_track(path: Path, *, now: datetime | None = None, max_points: int = DEFAULT_MAX_POINTS) -> Track:
+def read_track(
+    path: Path,
+    *,
+    now: datetime | None = None,
+    max_points: int = DEFAULT_MAX_POINTS,
+    chunk: int | None = PARSE_CHUNK,
+) -> Track:
     """Read a GPX file's tracks and routes in this process; raise UnreadableFile when it is not readable GPX.
 
     For files from someone else, read_track_isolated reads in a worker process with a time limit.
     """
     text = read_text(path)
     try:
-        track = parse_gpx(text, now=now or datetime.now(UTC), max_points=max_points)
+        track = parse_gpx(text, now=now or datetime.now(UTC), max_points=max_points, chunk=chunk)
     except UnreadableFile as exc:
         raise UnreadableFile(f"{path.name}: {exc}") from exc
     logger.debug("%s: %d segments, %d timed points", path.name, len(track.segments), track.timed_points)
@@ -384,7 +398,7 @@ def worker_main() -> None:
     gc.disable()  # a tree of millions of elements and no cycles: collections would only cost time
     answer: tuple[object, ...]
     try:
-        track = read_track(Path(path), now=now, max_points=max_points)
+        track = read_track(Path(path), now=now, max_points=max_points, chunk=None)
         answer = ("ok", track.name, [_pack(s) for s in track.segments], [_pack(r) for r in track.routes])
     except UnreadableFile as exc:
         answer = ("error", str(exc))

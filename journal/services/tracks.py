@@ -255,17 +255,17 @@ def _remember(path: str, track: gpx.Track) -> None:
             _cache.popitem(last=False)
 
 
-def _read_stored(path: str) -> gpx.Track:
+def _read_stored(path: str, limits: gpx.ReadLimits) -> gpx.Track:
     """A stored track file, parsed once per process (stored files never change: named by content).
 
-    Stored files were read in a worker when imported; reading again here is linear in their size.
+    Read in a worker process like any file from a user (it was one): never in a request thread.
     """
     with _cache_lock:
         found = _cache.get(path)
         if found is not None:
             _cache.move_to_end(path)
             return found
-    track = gpx.read_track(Path(path))
+    track = gpx.read_track_isolated(Path(path), limits=limits)
     _remember(path, track)
     return track
 
@@ -273,7 +273,9 @@ def _read_stored(path: str) -> gpx.Track:
 def parsed_track(settings: Settings, row: Track) -> gpx.Track | None:
     """The recorded track of a row, read from its stored GPX file; None when the file is unreadable."""
     try:
-        return _read_stored(str(storage.safe_join(settings.uploads_dir, row.stored_path)))
+        return _read_stored(
+            str(storage.safe_join(settings.uploads_dir, row.stored_path)), read_limits(settings)
+        )
     except (JournalError, OSError) as exc:
         logger.warning("track %d (%s) cannot be read: %s", row.id, row.stored_path, exc)
         return None
