@@ -323,3 +323,23 @@ def test_placing_on_a_track_in_any_point_order(order: str) -> None:
     assert found[0] == pytest.approx(46.0 if order == "same-point" else 49.0)
     # Many photos: the segment is sorted once (timed_index is cached), each photo is a binary search.
     assert hostile.timed_index is hostile.timed_index
+
+
+def test_gpx_limits_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, session_factory: sessionmaker[Session], user_id: int
+) -> None:
+    monkeypatch.setenv("JOURNAL_GPX_MAX_MB", "7")
+    monkeypatch.setenv("JOURNAL_GPX_MAX_POINTS", "100")
+    monkeypatch.setenv("JOURNAL_GPX_CPU_S", "1.5")
+    settings = Settings.from_env(tmp_path / "env-home", workers=1)
+    assert (settings.gpx_max_bytes, settings.gpx_max_points, settings.gpx_cpu_s) == (7_000_000, 100, 1.5)
+    assert tracks.read_limits(settings) == gpx.ReadLimits(7_000_000, 100, 1.5)
+
+
+def test_import_refuses_a_track_over_the_point_limit(
+    settings: Settings, session_factory: sessionmaker[Session], user_id: int
+) -> None:
+    done = tracks.import_track(
+        settings.with_(gpx_max_points=100), session_factory, user_id, CERKNICA, original_name="walk.gpx"
+    )
+    assert done.status == "failed" and done.error == "more than 100 points"
