@@ -37,6 +37,11 @@ def duration_s(text: str) -> int:
 #: Data home files are private to the user running the journal unless JOURNAL_FILE_MODE shares them.
 DEFAULT_FILE_MODE = 0o600
 
+#: GPX files: largest file, most points, and CPU seconds the worker reading one may use.
+DEFAULT_GPX_MAX_BYTES = 50_000_000
+DEFAULT_GPX_MAX_POINTS = 1_000_000
+DEFAULT_GPX_CPU_S = 2.0
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -60,6 +65,10 @@ class Settings:
     #: A photo up to this long (seconds) before a track, after it or beside a longer gap takes the
     #: nearest point's position (ExifTool's GeoMaxExtSecs); 0, the default, turns the rule off.
     track_nearest_s: int = 0
+    #: GPX files larger than this, or with more points, are refused; reading one may take this much CPU.
+    gpx_max_bytes: int = DEFAULT_GPX_MAX_BYTES
+    gpx_max_points: int = DEFAULT_GPX_MAX_POINTS
+    gpx_cpu_s: float = DEFAULT_GPX_CPU_S
     #: Optional online tile URL template, off by default: the map never needs it.
     online_tiles_url: str = ""
     #: Reverse proxies in front of the app to trust for X-Forwarded-For/-Proto (0: none).
@@ -92,6 +101,8 @@ class Settings:
             raise ValueError("the quota must not be negative (0: no quota)")
         if self.file_mode & ~0o666 or self.file_mode & 0o600 != 0o600:
             raise ValueError("file_mode must give the owner rw- and nobody x (such as 0600, 0640, 0660)")
+        if self.gpx_max_bytes <= 0 or self.gpx_max_points <= 0 or not self.gpx_cpu_s > 0:
+            raise ValueError("GPX limits must be positive")
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'journal.db'}")
 
@@ -148,6 +159,8 @@ class Settings:
             ("max_upload_files", "JOURNAL_MAX_UPLOAD_FILES"),
             ("max_pixels", "JOURNAL_MAX_PIXELS"),
             ("workers", "JOURNAL_WORKERS"),
+            ("gpx_max_bytes", "JOURNAL_GPX_MAX_MB"),
+            ("gpx_max_points", "JOURNAL_GPX_MAX_POINTS"),
         ):
             if env.get(key):
                 number = int(env[key])
@@ -166,6 +179,8 @@ class Settings:
             if not math.isfinite(quota_mb):
                 raise ValueError("JOURNAL_QUOTA_MB must be a number of megabytes")
             values["quota_bytes"] = round(quota_mb * 1_000_000)
+        if env.get("JOURNAL_GPX_CPU_S"):
+            values["gpx_cpu_s"] = float(env["JOURNAL_GPX_CPU_S"])
         if env.get("JOURNAL_ONLINE_TILES_URL"):
             values["online_tiles_url"] = env["JOURNAL_ONLINE_TILES_URL"]
         if env.get("JOURNAL_PROXY_FIX"):

@@ -94,3 +94,49 @@ def _longitude_span(lons: list[float]) -> tuple[float, float]:
     # On a tie prefer the box that does not cross the antimeridian (gap index 0 is the wrap-around one).
     _, start = max(gaps, key=lambda gap: (gap[0], gap[1] == 0))
     return lons[start], lons[start - 1]
+
+
+# --- the antimeridian: longitudes for drawing ---------------------------------------------------------
+#
+# Leaflet draws a line between two longitudes the straight way: from 179.9 to -179.8 it goes around the
+# globe. Drawn longitudes are therefore "unwrapped": each one may leave [-180, 180] by a multiple of 360
+# so that it is within 180 degrees of the one before (179.9 then 180.2). Stored values never change.
+
+#: Web Mercator (Leaflet's projection) ends here; positions nearer the poles are drawn at this latitude.
+MERCATOR_MAX_LAT = 85.0511287798
+
+
+def near(lon: float, centre: float) -> float:
+    """The longitude plus or minus multiples of 360 that is nearest to centre (the same meridian)."""
+    return lon + 360.0 * round((centre - lon) / 360.0)
+
+
+def wrap_longitude(lon: float) -> float:
+    """A longitude in [-180, 180) (180 itself stays 180)."""
+    return lon if -180.0 <= lon <= 180.0 else (lon + 180.0) % 360.0 - 180.0
+
+
+def unwrap_positions(positions: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(lat, lon) positions in order, each longitude moved by multiples of 360 to be near the one before."""
+    out: list[tuple[float, float]] = []
+    for lat, lon in positions:
+        out.append((lat, near(lon, out[-1][1]) if out else lon))
+    return out
+
+
+def unwrapped_span(lons: Iterable[float]) -> tuple[float, float] | None:
+    """(west, east) of the shortest arc holding the longitudes, with west in [-180, 180] and east >= west.
+
+    East exceeds 180 when the arc crosses the antimeridian (179.99 and -179.99 give 179.99, 180.01):
+    the form Leaflet fits a view to. None for no longitudes.
+    """
+    distinct = sorted({wrap_longitude(lon) for lon in lons})
+    if not distinct:
+        return None
+    west, east = _longitude_span(distinct)
+    return west, east + 360.0 if east < west else east
+
+
+def draw_latitude(lat: float) -> float:
+    """A latitude clamped to what Web Mercator can draw (the poles are drawn at about 85.05)."""
+    return max(-MERCATOR_MAX_LAT, min(MERCATOR_MAX_LAT, lat))

@@ -116,25 +116,10 @@ def _fix(point: TrackPoint, source: TrackSource) -> Placement:
     return Placement(point.lat, point.lon, point.elevation, source)
 
 
-def timed_points(track: Track) -> tuple[list[TrackPoint], list[datetime]]:
-    """Every recorded point with a time, in time order, and their times (one point per moment).
-
-    Segments are read as one time series, as ExifTool does: a pause between two segments is a gap
-    like any other, bridged only when it is within the limit.
-    """
-    by_time: dict[datetime, TrackPoint] = {}
-    for segment in track.segments:
-        for point in segment:
-            if point.time is not None:
-                by_time[point.time] = point  # the later point of a moment wins, as in ExifTool
-    times = sorted(by_time)
-    return [by_time[t] for t in times], times
-
-
 def place(track: Track, when_utc: datetime, policy: PlacePolicy) -> Placement | Miss:
     """Where the recorded track puts a moment under a policy, or why it cannot."""
     when = as_utc(when_utc)
-    points, times = timed_points(track)
+    times, points = track.timed_series
     if not points:
         return Miss("untimed")
     near = policy.nearest_s

@@ -26,6 +26,7 @@ from branca.element import Figure
 from folium.elements import JSCSSMixin
 from folium.template import Template
 
+from journal import geo
 from journal.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -167,14 +168,30 @@ def _normal_base(asset_base: str) -> str:
 
 
 def extent(positions: Iterable[tuple[float, float]]) -> Bounds | None:
-    """((south, west), (north, east)) around the positions, or None when there are none."""
+    """((south, west), (north, east)) around the positions, or None when there are none.
+
+    East exceeds 180 when the shortest box crosses the antimeridian (Fiji: west 179.9, east 180.2);
+    latitudes are clamped to what Web Mercator draws.
+    """
     lats, lons = [], []
     for lat, lon in positions:
         lats.append(lat)
         lons.append(lon)
-    if not lats:
+    span = geo.unwrapped_span(lons)
+    if not lats or span is None:
         return None
-    return (min(lats), min(lons)), (max(lats), max(lons))
+    return (geo.draw_latitude(min(lats)), span[0]), (geo.draw_latitude(max(lats)), span[1])
+
+
+def _frame(lines: list[list[tuple[float, float]]], bounds: Bounds | None) -> list[list[tuple[float, float]]]:
+    """Lines unwrapped (the short way across the antimeridian) and moved near the bounds' centre."""
+    centre = (bounds[0][1] + bounds[1][1]) / 2 if bounds else 0.0
+    framed = []
+    for line in lines:
+        unwrapped = geo.unwrap_positions(line)
+        turn = geo.near(unwrapped[0][1], centre) - unwrapped[0][1]
+        framed.append([(geo.draw_latitude(lat), round(lon + turn, 5)) for lat, lon in unwrapped])
+    return framed
 
 
 def _corners(bounds: Bounds | None) -> list[tuple[float, float]]:
@@ -195,7 +212,9 @@ def _new_map(asset_base: str, bounds: Bounds | None, title: str) -> folium.Map:
         min_lat=-85,
         max_lat=85,
         min_lon=-180,
-        max_lon=180,
+        # Content across the antimeridian is drawn east of 180: the map then reaches round once more
+        # (journal-map.js draws a second copy of the basemap there).
+        max_lon=540 if bounds is not None and bounds[1][1] > 180 else 180,
     )
     # folium hands min/max zoom to its default tile layer only; the map and its clusters need them.
     fmap.options.update(min_zoom=MIN_ZOOM, max_zoom=MAX_ZOOM)
@@ -319,6 +338,8 @@ def build_map_html(
     route_extent = extent(position for line in lines for position in line)
     if bounds is None and not points_url:
         bounds = extent([*((p.lat, p.lon) for p in points), *_corners(route_extent)])
+    lines = _frame(lines, bounds or route_extent)
+    route_extent = extent(position for line in lines for position in line)
     fmap = _new_map(base, bounds, title)
     _add_tiles(fmap, tiles_url, online_tiles_url, html.escape(attribution_extra))
     has_routes = _add_routes(fmap, lines)

@@ -87,27 +87,43 @@ def _offset(point: tuple[float, float], a: tuple[float, float], b: tuple[float, 
     return math.hypot(px - (ax + t * dx), py - (ay + t * dy))
 
 
+#: Douglas-Peucker's searches may look at this many points per point and level (log2 n levels) before
+#: the rest of the spans are split at their middle: DP is quadratic on crafted input (a zig-zag whose
+#: amplitude grows makes every search peel off one point), the middle split is never worse than n log n.
+SEARCH_BUDGET = 2
+
+
 def simplify_ranks(points: Sequence[tuple[float, float]]) -> list[float]:
     """For each (lat, lon) point, the Douglas-Peucker tolerance (degrees) up to which it is kept.
 
     One pass gives every tolerance at once: ``simplify(points, t)`` keeps exactly the points whose
     rank is above t (the ends rank infinite). A point's rank is its distance from the segment it
     splits, capped by the rank of the point that made that segment, so ranks shrink down the tree.
-    Iterative (no recursion limit on long tracks); flat degrees are fine for drawing.
+    Iterative (no recursion limit on long tracks); flat degrees are fine for drawing. Exact while
+    the searches stay within SEARCH_BUDGET x n x log2(n) looks; past that, the spans left are split
+    at their middle point (ranked the same way), so crafted input costs O(n log n), never O(n^2).
     """
     ranks = [0.0] * len(points)
     if not points:
         return ranks
     ranks[0] = ranks[-1] = math.inf
+    budget = SEARCH_BUDGET * len(points) * max(1, len(points).bit_length())
     stack = [(0, len(points) - 1, math.inf)]
     while stack:
         first, last, cap = stack.pop()
-        worst, index = 0.0, -1
+        if last - first < 2:
+            continue
         a, b = points[first], points[last]
-        for i in range(first + 1, last):
-            distance = _offset(points[i], a, b)
-            if distance > worst:
-                worst, index = distance, i
+        if budget > 0:
+            budget -= last - first - 1
+            worst, index = 0.0, -1
+            for i in range(first + 1, last):
+                distance = _offset(points[i], a, b)
+                if distance > worst:
+                    worst, index = distance, i
+        else:
+            index = (first + last) // 2
+            worst = _offset(points[index], a, b)
         if index >= 0:
             rank = min(worst, cap)
             ranks[index] = rank
@@ -140,7 +156,7 @@ def thin(points: Sequence[_T], min_m: float, position: Callable[[_T], tuple[floa
     limit = (min_m / 111_195.0) ** 2  # metres to degrees of latitude, squared
     for point in points[1:-1]:
         lat, lon = position(point)
-        dx, dy = (lon - last_lon) * scale, lat - last_lat
+        dx, dy = ((lon - last_lon + 180) % 360 - 180) * scale, lat - last_lat  # the short way round
         if dx * dx + dy * dy >= limit:
             kept.append(point)
             last_lat, last_lon, scale = lat, lon, math.cos(math.radians(lat))

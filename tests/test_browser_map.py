@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,108 @@ def test_map_journal_in_the_browser(live_server: LiveServer, tmp_path: Path) -> 
         assert errors == [], errors
         assert log.blocked == [], f"requests left 127.0.0.1: {log.blocked}"
         assert all(re.match(r"^(http://127\.0\.0\.1:\d+/|data:|blob:)", url) for url in log.allowed)
+
+
+# --- a trip across the 180th meridian (issue 17 item 3) ---------------------------------------------------
+
+FERRY_GPX = """<?xml version="1.0"?>
+<gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1"><trk><name>Ferry</name><trkseg>
+{points}
+</trkseg></trk></gpx>"""
+
+IN_VIEW = """() => {
+  const map = journalMap.map, view = map.getBounds();
+  const markers = [], lines = [];
+  map.eachLayer(l => {
+    if (l instanceof L.Marker && l.getElement && l.getElement() && l.getElement().querySelector('.jm-marker'))
+      markers.push(l.getLatLng());
+    if (l instanceof L.Polyline && l.options.pane === 'journal-routes') lines.push(...l.getLatLngs().flat());
+  });
+  return {
+    span: view.getEast() - view.getWest(),
+    markers: markers.length,
+    markersInView: markers.filter(p => view.contains(p)).length,
+    vertices: lines.length,
+    verticesInView: lines.filter(p => view.contains(p)).length,
+  };
+}"""
+
+
+def make_fiji_folder(folder: Path) -> None:
+    """Two photos either side of 180 degrees and a ferry track from 179.9 E to 179.8 W (Fiji time, UTC+12)."""
+    make_jpeg(folder / "east.jpg", (640, 480), seed=1, taken_at=datetime(2024, 7, 1, 9, 0), offset="+12:00",
+              lat=-17.0, lon=179.99)  # fmt: skip
+    make_jpeg(folder / "west.jpg", (640, 480), seed=2, taken_at=datetime(2024, 7, 1, 13, 0), offset="+12:00",
+              lat=-16.8, lon=-179.99)  # fmt: skip
+    points = []
+    for i in range(31):  # 10:00 to 11:00 local: 22:00 to 23:00 UTC the day before
+        lon = 179.9 + 0.3 * i / 30
+        lon = lon - 360 if lon > 180 else lon
+        when = datetime(2024, 6, 30, 22, 0) + timedelta(minutes=2 * i)
+        position = f'lat="{-17.0 + 0.1 * i / 30:.5f}" lon="{lon:.5f}"'
+        points.append(f"<trkpt {position}><time>{when:%Y-%m-%dT%H:%M:%SZ}</time></trkpt>")
+    (folder / "ferry.gpx").write_text(FERRY_GPX.format(points="\n".join(points)))
+
+
+def check_one_view(page: Any, *, markers: int, track: bool) -> None:
+    seen = page.evaluate(IN_VIEW)
+    assert seen["span"] < 10, seen  # not the whole world
+    assert seen["markers"] == markers and seen["markersInView"] == markers, seen
+    if track:
+        assert seen["vertices"] >= 2 and seen["verticesInView"] == seen["vertices"], seen
+
+
+def test_trip_across_the_antimeridian_fits_one_view(live_server: LiveServer, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    folder = tmp_path / "fiji"
+    folder.mkdir()
+    make_fiji_folder(folder)
+    env = {**os.environ, "JOURNAL_HOME": str(live_server.home)}
+    env.pop("JOURNAL_DATABASE_URL", None)
+    with (
+        sync_playwright() as p,
+        launch_chromium(p) as browser,
+        offline_context(browser, viewport={"width": 1200, "height": 800}) as (context, log),
+    ):
+        page = context.new_page()
+        errors = page_errors(page)
+        page.goto(live_server.url + "/")
+        page.fill("input[name=name]", "owner")
+        page.fill("input[name=password]", PASSWORD)
+        page.fill("input[name=confirm]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+        done = subprocess.run(
+            [sys.executable, "-m", "journal", "import", str(folder), "--trip", "Fiji"],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0 and "imported 3," in done.stdout, done.stdout + done.stderr
+
+        page.goto(f"{live_server.url}/trips/{trip_id(live_server)}/map")
+        wait_ready(page)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(SHOTS / "map-fiji.png"))
+        check_one_view(page, markers=2, track=True)
+        assert basemap_drawn(page)
+
+        out = tmp_path / "bundles"
+        exported = subprocess.run(
+            [sys.executable, "-m", "journal", "export", "--all", "--out", str(out), "--platform", "x"],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert exported.returncode == 0, exported.stderr
+        zip_path = Path(exported.stdout.split()[0])
+        with zipfile.ZipFile(zip_path) as archive:
+            archive.extractall(out / "unzipped")
+        bundle = context.new_page()
+        bundle_errors = page_errors(bundle)
+        bundle.goto((out / "unzipped" / "index.html").as_uri(), wait_until="load")
+        frame = next(f for f in bundle.frames if f.url.endswith("/map.html"))
+        assert frame.evaluate("window.journalMap.ready") == 2
+        bundle.wait_for_timeout(300)
+        bundle.screenshot(path=str(SHOTS / "bundle-fiji.png"))
+        check_one_view(frame, markers=2, track=False)
+        assert errors == [] and bundle_errors == []
+        assert [u for u in log.blocked if not u.startswith("file:")] == []

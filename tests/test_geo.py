@@ -95,3 +95,33 @@ def test_bounding_box_across_the_antimeridian() -> None:
 def test_bounding_box_prefers_not_crossing_on_a_tie() -> None:
     box = geo.bounding_box([GeoPoint(0, -90), GeoPoint(0, 90)])
     assert box == BoundingBox(0, -90, 0, 90)
+
+
+# --- the antimeridian (issue 17 item 3) ------------------------------------------------------------
+
+
+def test_unwrap_positions_takes_the_short_way() -> None:
+    from journal.geo import unwrap_positions
+
+    assert unwrap_positions([(0, 179.9), (0, -179.8), (0, -179.5)]) == [(0, 179.9), (0, 180.2), (0, 180.5)]
+    assert unwrap_positions([(0, -179.9), (0, 179.9)]) == [(0, -179.9), (0, -180.1)]
+    assert unwrap_positions([(0, 10.0), (0, 20.0)]) == [(0, 10.0), (0, 20.0)]
+
+
+def test_unwrapped_span_crosses_when_shorter() -> None:
+    from journal.geo import unwrapped_span
+
+    assert unwrapped_span([179.99, -179.99]) == (179.99, pytest.approx(180.01))
+    assert unwrapped_span([10, 20]) == (10, 20)
+    assert unwrapped_span([]) is None
+
+
+def test_distance_across_the_antimeridian_is_great_circle() -> None:
+    assert geo.haversine_m(-17.0, 179.99, -17.0, -179.99) == pytest.approx(2126, rel=0.01)
+
+
+def test_draw_latitude_clamps_to_web_mercator() -> None:
+    from journal.geo import MERCATOR_MAX_LAT, draw_latitude
+
+    assert draw_latitude(90.0) == MERCATOR_MAX_LAT and draw_latitude(-90.0) == -MERCATOR_MAX_LAT
+    assert draw_latitude(45.0) == 45.0

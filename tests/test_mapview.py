@@ -288,3 +288,29 @@ def test_asset_files_paths_are_relative_and_inside_static() -> None:
     for rel, path in asset_files():
         assert not rel.startswith("/") and ".." not in Path(rel).parts
         assert path.is_absolute() and path.as_posix().endswith("/static/" + rel)
+
+
+def fiji_point(i: int, lat: float, lon: float) -> MapPoint:
+    return MapPoint(id=i, lat=lat, lon=lon, caption="", taken_at=None, place=None, thumb_url=None)
+
+
+def test_bundle_map_across_the_antimeridian_fits_the_short_way() -> None:
+    page = build_map_html(
+        asset_base="assets/", points=[fiji_point(1, -17.0, 179.99), fiji_point(2, -16.8, -179.99)]
+    )
+    fitted = re.search(r"fitBounds\(\s*\[\[([-\d.]+), ([-\d.]+)\], \[([-\d.]+), ([-\d.]+)\]\]", page)
+    assert fitted is not None, "no fitBounds call"
+    assert [float(v) for v in fitted.groups()] == pytest.approx([-17.0, 179.99, -16.8, 180.01])
+    assert re.search(
+        r'"maxBounds": \[\s*\[\s*-85,\s*-180,\s*\],\s*\[\s*85,\s*540,', page
+    )  # the map reaches round past 180
+
+
+def test_bundle_map_routes_across_the_antimeridian_are_unwrapped() -> None:
+    page = build_map_html(asset_base="assets/", routes=[[(-17.0, 179.9), (-16.9, -179.8)]])
+    assert "[-16.9, 180.2]" in page and "-179.8" not in page
+
+
+def test_bundle_map_with_a_photo_at_the_pole_draws() -> None:
+    page = build_map_html(asset_base="assets/", points=[fiji_point(1, 90.0, 0.0), fiji_point(2, 80.0, 10.0)])
+    assert "85.0511287798" in page

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from journal import route
 from journal.errors import InvalidInput
 from journal.gpx import read_track
 from journal.route import TimedPoint, haversine_km, simplify, simplify_ranks, split_route, thin
@@ -136,3 +137,72 @@ def test_thin_merges_points_at_one_stop() -> None:
     kept = thin([*stop, *moved], 100, lambda p: (p.lat, p.lon))
     assert kept == [stop[0], moved[0], moved[1]]
     assert thin(stop[:2], 100, lambda p: (p.lat, p.lon)) == stop[:2]
+
+
+# --- hostile point orders (issue 10 item 1): cost stays n log n, no recursion ---------------------------
+
+
+def growing_zigzag(n: int) -> list[tuple[float, float]]:
+    """Points across the globe, alternately north and south with a growing amplitude: every plain
+    Douglas-Peucker search peels off only the last point (n searches of n points)."""
+    return [((-1) ** i * 80 * i / n, -180 + 360 * i / n) for i in range(n)]
+
+
+def offsets_counted(monkeypatch: pytest.MonkeyPatch, points: list[tuple[float, float]]) -> int:
+    """How many point-to-segment distances simplify_ranks computes for these points."""
+    calls = 0
+    real = route._offset
+
+    def counting(*args: tuple[float, float]) -> float:
+        nonlocal calls
+        calls += 1
+        return real(*args)
+
+    monkeypatch.setattr(route, "_offset", counting)
+    simplify_ranks(points)
+    monkeypatch.setattr(route, "_offset", real)
+    return calls
+
+
+def test_simplify_work_grows_n_log_n_on_crafted_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    small = offsets_counted(monkeypatch, growing_zigzag(1000))
+    large = offsets_counted(monkeypatch, growing_zigzag(4000))
+    assert large <= 6 * small  # n log n: about 4.8; plain Douglas-Peucker: 16
+
+
+@pytest.mark.parametrize(
+    "points",
+    [
+        [(45.0, 14.0)] * 200_000,  # one point, over and over
+        [
+            (((i * 7919) % 1000) / 20 - 25, ((i * 104729) % 3600) / 10 - 180) for i in range(10_000)
+        ],  # scattered
+        [(0.0, 179.9 if i % 2 else -179.9) for i in range(20_000)],  # hopping across the antimeridian
+    ],
+    ids=["same-point", "scattered", "antimeridian-hops"],
+)
+def test_simplify_copes_with_hostile_orders(
+    monkeypatch: pytest.MonkeyPatch, points: list[tuple[float, float]]
+) -> None:
+    n = len(points)
+    assert offsets_counted(monkeypatch, points) <= 3 * n * n.bit_length()
+    ranks = simplify_ranks(points)
+    assert len(ranks) == n and ranks[0] == ranks[-1] == float("inf")
+
+
+def test_split_route_in_any_input_order_is_the_time_order() -> None:
+    points = [at(i, 46.0 + (i % 7) * 1e-3, 14.5) for i in range(20_000)]
+    backwards = split_route(list(reversed(points)))
+    shuffled = split_route(sorted(points, key=lambda p: (p.time.minute * 7919) % 60))
+    assert [p.time for part in backwards for p in part] == [p.time for p in points]
+    assert [p.time for part in shuffled for p in part] == [p.time for p in points]
+
+
+def test_ferry_hop_across_the_antimeridian_is_not_a_jump() -> None:
+    ferry = [at(0, -17.0, 179.9), at(60, -16.9, -179.8)]  # about 35 km
+    assert len(split_route(ferry)) == 1
+
+
+def test_thin_measures_across_the_antimeridian() -> None:
+    stop = [at(0, -17.0, 179.99999), at(1, -17.0, -179.99999), at(2, -17.0, -179.9)]
+    assert len(thin(stop, 150.0, lambda p: (p.lat, p.lon))) == 2  # the first two are 2 m apart

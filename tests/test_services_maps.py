@@ -314,3 +314,62 @@ def test_unlocated_pages(session: Session, user_id: int, trip: Trip) -> None:
     assert page.total == 6 and [p.id for p in page.photos] == [p.id for p in lost[:4]]
     rest = maps.unlocated(session, scope, after=maps.parse_cursor(page.after), limit=4)
     assert [p.id for p in rest.photos] == [lost[4].id, untimed.id] and rest.after is None
+
+
+# --- the 180th meridian (issue 17 item 3) ------------------------------------------------------------
+
+FIJI_EAST, FIJI_WEST = (-17.0, 179.99), (-16.8, -179.99)
+
+
+def test_summary_bounds_take_the_short_way_across_the_antimeridian(
+    session: Session, user_id: int, trip: Trip
+) -> None:
+    add_photo(session, user_id, at(0), *FIJI_EAST, trip=trip)
+    add_photo(session, user_id, at(1), *FIJI_WEST, trip=trip)
+    bounds = maps.summary(session, maps.Scope(user_id, trip.id)).bounds
+    assert bounds == ((-17.0, 179.99), (-16.8, pytest.approx(180.01)))
+
+
+def test_summary_bounds_away_from_the_antimeridian_are_plain(
+    session: Session, user_id: int, trip: Trip
+) -> None:
+    add_photo(session, user_id, at(0), 46.0, -10.0, trip=trip)
+    add_photo(session, user_id, at(1), 46.5, 14.5, trip=trip)
+    assert maps.summary(session, maps.Scope(user_id, trip.id)).bounds == ((46.0, -10.0), (46.5, 14.5))
+
+
+def test_route_between_photos_across_the_antimeridian_is_one_short_line(
+    session: Session, user_id: int, trip: Trip
+) -> None:
+    add_photo(session, user_id, at(0), *FIJI_EAST, trip=trip)
+    add_photo(session, user_id, at(1), *FIJI_WEST, trip=trip)  # a 20 km ferry hop: no 300 km jump
+    scope = maps.Scope(user_id, trip.id)
+    info = maps.summary(session, scope)
+    found = maps.routes(session, scope, bounds=info.bounds)
+    assert len(found.lines) == 1 and found.distance_km == pytest.approx(30.0, abs=10)
+    bounds = maps.extent(info.bounds, found.lines)
+    config = maps.map_config(urls=str, bounds=bounds, lines=found.lines, layer=None, online_tiles_url="")
+    assert config["bounds"] == [[-17.0, 179.99], [-16.8, pytest.approx(180.01)]]
+    assert config["routes"][0]["coords"] == [[-17.0, 179.99], [-16.8, pytest.approx(180.01)]]
+
+
+def test_track_across_the_antimeridian_is_drawn_the_short_way() -> None:
+    line = maps.RouteLine("track", ((-17.0, 179.9), (-17.0, 179.99), (-16.9, -179.9), (-16.9, -179.8)))
+    bounds = maps.extent(None, [line])
+    assert bounds == ((-17.0, 179.9), (-16.9, pytest.approx(180.2)))
+    drawn = maps.map_config(urls=str, bounds=bounds, lines=[line], layer=None, online_tiles_url="")["routes"][
+        0
+    ]
+    assert [c[1] for c in drawn["coords"]] == pytest.approx([179.9, 179.99, 180.1, 180.2])
+    # The same line on a page centred on Samoa's side (west of 180) is drawn there instead.
+    west = maps.map_config(
+        urls=str, bounds=((-17, -181), (-16, -170)), lines=[line], layer=None, online_tiles_url=""
+    )
+    assert [c[1] for c in west["routes"][0]["coords"]] == pytest.approx([-180.1, -180.01, -179.9, -179.8])
+
+
+def test_poles_are_drawn_at_the_edge_of_web_mercator() -> None:
+    config = maps.map_config(
+        urls=str, bounds=((-90.0, 0.0), (90.0, 10.0)), lines=[], layer=None, online_tiles_url=""
+    )
+    assert config["bounds"] == [[-85.0511287798, 0.0], [85.0511287798, 10.0]]

@@ -18,7 +18,7 @@ from journal import geotag, gpx
 from journal.config import Settings
 from journal.geo import haversine_m
 from journal.models import Photo, Track, Trip
-from journal.services import importing, tracks, users
+from journal.services import geotagging, importing, tracks, users
 from tests.conftest import GPX_SAMPLES
 from tests.imaging import make_jpeg
 
@@ -277,3 +277,84 @@ def test_the_gap_setting_is_honoured(
     assert geotag.locate_by_time(track, utc(14, 39, 0), max_gap_s=300) is not None
     run_import(strict, session_factory, user_id, CERKNICA, tmp_path / "gap.jpg")
     assert photos_by_name(session_factory)["gap.jpg"].lat is None
+
+
+# --- hostile tracks (issue 10 item 1) ------------------------------------------------------------------
+
+
+def synthetic(points: list[tuple[float, float]], *, timed: bool = True) -> gpx.Track:
+    """A one-segment track of these positions, one second apart (in the given order)."""
+    t0 = datetime(2020, 1, 1, tzinfo=UTC)
+    segment = tuple(
+        gpx.TrackPoint(lat, lon, t0 + timedelta(seconds=i) if timed else None, None)
+        for i, (lat, lon) in enumerate(points)
+    )
+    return gpx.Track(name=None, segments=(segment,))
+
+
+def test_geometry_of_a_huge_crafted_track_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 400,000 points in a zig-zag across the globe whose amplitude grows: plain Douglas-Peucker over all
+    # of them would make 400,000 searches of up to 400,000 points.
+    n = 400_000
+    track = synthetic([((-1) ** i * 80 * i / n, -180 + 360 * i / n) for i in range(n)])
+    ranked: list[int] = []
+    real = tracks.simplify_ranks
+    monkeypatch.setattr(tracks, "simplify_ranks", lambda pts: ranked.append(len(pts)) or real(pts))
+    geometry = tracks.track_geometry(track)
+    assert sum(ranked) <= tracks.CANDIDATE_FACTOR * tracks.MAX_GEOMETRY_POINTS + 1
+    assert 2 <= sum(len(s) for s in geometry) <= tracks.MAX_GEOMETRY_POINTS
+    assert geometry[0][0][:2] == [0.0, -180.0] and geometry[0][-1][1] == pytest.approx(
+        180 - 360 / n, abs=1e-5
+    )
+
+
+def test_geometry_across_the_antimeridian_keeps_the_ends_and_the_short_way() -> None:
+    # A ferry from 179.9 E to 179.8 W, 1,000 points: ranked unwrapped, the straight line needs 2 points.
+    ferry = synthetic([(-17.0, gpx_lon(179.9 + 0.3 * i / 999)) for i in range(1000)])
+    geometry = tracks.track_geometry(ferry)
+    assert [p[1] for p in geometry[0]] == [179.9, -179.8]
+
+
+def gpx_lon(unwrapped: float) -> float:
+    """A longitude as a file stores it, in [-180, 180]."""
+    return round((unwrapped + 180) % 360 - 180, 6)
+
+
+@pytest.mark.parametrize("order", ["reversed", "shuffled", "same-point"])
+def test_placing_on_a_track_in_any_point_order(order: str) -> None:
+    walk = [(46.0 + i * 1e-4, 14.0) for i in range(50_000)]
+    track = synthetic(walk)
+    segment = list(track.segments[0])
+    if order == "reversed":
+        segment.reverse()
+    elif order == "shuffled":
+        segment.sort(key=lambda p: (p.lat * 1e6 * 7919) % 50_000)
+    else:
+        segment = [p._replace(lat=46.0) for p in segment]
+    hostile = gpx.Track(name=None, segments=(tuple(segment),))
+    when = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=30_000)
+    found = geotag.locate_by_time(hostile, when, max_gap_s=300)
+    assert found is not None
+    assert found[0] == pytest.approx(46.0 if order == "same-point" else 49.0)
+    # Many photos: the points are sorted once (timed_series is cached), each photo is a binary search.
+    assert hostile.timed_series is hostile.timed_series
+
+
+def test_gpx_limits_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, session_factory: sessionmaker[Session], user_id: int
+) -> None:
+    monkeypatch.setenv("JOURNAL_GPX_MAX_MB", "7")
+    monkeypatch.setenv("JOURNAL_GPX_MAX_POINTS", "100")
+    monkeypatch.setenv("JOURNAL_GPX_CPU_S", "1.5")
+    settings = Settings.from_env(tmp_path / "env-home", workers=1)
+    assert (settings.gpx_max_bytes, settings.gpx_max_points, settings.gpx_cpu_s) == (7_000_000, 100, 1.5)
+    assert geotagging.read_limits(settings) == gpx.ReadLimits(7_000_000, 100, 1.5)
+
+
+def test_import_refuses_a_track_over_the_point_limit(
+    settings: Settings, session_factory: sessionmaker[Session], user_id: int
+) -> None:
+    done = tracks.import_track(
+        settings.with_(gpx_max_points=100), session_factory, user_id, CERKNICA, original_name="walk.gpx"
+    )
+    assert done.status == "failed" and done.error == "more than 100 points"

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -404,3 +405,76 @@ def test_gpx_upload_records_a_track(user_client: FlaskClient, token: str) -> Non
     assert result["status"] == "imported" and result["track"] > 0
     again = upload(user_client, (gpx, "walk.gpx"), token=token).json["results"][0]
     assert again["status"] == "duplicate"
+
+
+# --- a hostile GPX upload against a live server (issue 10 item 1) ---------------------------------------
+
+
+ENTITY_GPX = (
+    b'<?xml version="1.0"?><!DOCTYPE gpx [<!ENTITY a "><!--<gpx"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+    b'<gpx version="1.1"><trk><name>&b;&b;&b;&b;</name><trkseg><trkpt lat="1" lon="2"/></trkseg></trk></gpx>'
+)
+
+
+def costly_gpx(megabytes: int) -> bytes:
+    """A GPX file of timed points, about `megabytes` MB: the most work per byte a valid track makes."""
+    point = '<trkpt lat="45.123456" lon="14.123456"><ele>300.5</ele><time>2020-01-01T10:00:00Z</time></trkpt>'
+    body = point * (megabytes * 1_000_000 // len(point))
+    return f'<?xml version="1.0"?><gpx version="1.1"><trk><trkseg>{body}</trkseg></trk></gpx>'.encode()
+
+
+def live_token(server: LiveServer) -> str:
+    """An account and API token in a live server's data home."""
+    engine = db.make_engine(Settings(home=server.home).database_url)
+    try:
+        with db.make_session_factory(engine).begin() as s:
+            return users.create_token(s, users.create_user(s, "mallory", "password123"))
+    finally:
+        engine.dispose()
+
+
+def poll_healthz(url: str, stop: threading.Event, delays: list[float], failures: list[str]) -> None:
+    """GET /healthz every 50 ms until stopped, recording how long each answer took."""
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=30) as response:
+                response.read()
+            delays.append(time.monotonic() - started)
+        except OSError as exc:
+            failures.append(repr(exc))
+        stop.wait(0.05)
+
+
+def test_hostile_gpx_upload_never_stalls_healthz(live_server: LiveServer) -> None:
+    token = live_token(live_server)
+    files = {"bomb.gpx": ENTITY_GPX, "costly.gpx": costly_gpx(40)}
+    delays: list[float] = []
+    failures: list[str] = []
+    stop = threading.Event()
+    poller = threading.Thread(target=poll_healthz, args=(live_server.url, stop, delays, failures))
+    poller.start()
+    try:
+        results = {}
+        for name, data in files.items():
+            boundary, body = encode_multipart({"file": FileStorage(io.BytesIO(data), filename=name)})
+            request = urllib.request.Request(
+                live_server.url + "/api/photos",
+                data=body,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": f"multipart/form-data; boundary={boundary}",
+                },
+            )
+            with urllib.request.urlopen(request, timeout=300) as response:
+                results[name] = json.loads(response.read())["results"][0]
+    finally:
+        stop.set()
+        poller.join()
+    assert results["bomb.gpx"]["status"] == "failed"
+    assert results["bomb.gpx"]["error"] == "GPX with a DTD/entities is refused"
+    # Refused after its CPU limit on a slow machine, read on a fast one: either way within bounds.
+    costly = results["costly.gpx"]
+    assert costly["status"] == "imported" or costly["error"] == "took too long to read", costly
+    assert not failures and len(delays) > 10
+    assert max(delays) < 2.0, f"/healthz took up to {max(delays):.2f} s"  # generous: the CI machine is shared

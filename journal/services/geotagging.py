@@ -14,10 +14,10 @@ position"), and then gets that UTC time and offset too. Services flush, never co
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -85,16 +85,51 @@ def set_trip_policy(trip: Trip, policy: PlacePolicy) -> None:
 # --- reading tracks ---------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=64)
-def _read_stored(path: str) -> gpx.Track:
-    """A stored track file, parsed once per process (stored files never change: named by content)."""
-    return gpx.read_track(Path(path))
+def read_limits(settings: Settings) -> gpx.ReadLimits:
+    """The bounds on reading a GPX file from someone (size, points, CPU seconds) from the settings."""
+    return gpx.ReadLimits(settings.gpx_max_bytes, settings.gpx_max_points, settings.gpx_cpu_s)
+
+
+#: Parsed stored tracks kept per process, bounded by their points (a track can hold a million).
+CACHE_POINTS = 2_000_000
+_cache: OrderedDict[str, gpx.Track] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _size(track: gpx.Track) -> int:
+    return sum(len(s) for s in track.segments) + sum(len(r) for r in track.routes)
+
+
+def remember(path: str, track: gpx.Track) -> None:
+    """Keep a parsed track for its stored file, dropping the least recently used beyond CACHE_POINTS."""
+    with _cache_lock:
+        _cache[path] = track
+        _cache.move_to_end(path)
+        while len(_cache) > 1 and sum(_size(t) for t in _cache.values()) > CACHE_POINTS:
+            _cache.popitem(last=False)
+
+
+def _read_stored(path: str, limits: gpx.ReadLimits) -> gpx.Track:
+    """A stored track file, parsed once per process (stored files never change: named by content).
+
+    Read in a worker process like any file from a user (it was one): never in a request thread.
+    """
+    with _cache_lock:
+        found = _cache.get(path)
+        if found is not None:
+            _cache.move_to_end(path)
+            return found
+    track = gpx.read_track_isolated(Path(path), limits=limits)
+    remember(path, track)
+    return track
 
 
 def parsed_track(settings: Settings, row: Track) -> gpx.Track | None:
     """The recorded track of a row, read from its stored GPX file; None when the file is unreadable."""
     try:
-        return _read_stored(str(storage.safe_join(settings.uploads_dir, row.stored_path)))
+        return _read_stored(
+            str(storage.safe_join(settings.uploads_dir, row.stored_path)), read_limits(settings)
+        )
     except (JournalError, OSError) as exc:
         logger.warning("track %d (%s) cannot be read: %s", row.id, row.stored_path, exc)
         return None

@@ -22,10 +22,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Float, Select, and_, func, or_, select, tuple_, type_coerce
+from sqlalchemy import ColumnElement, Float, Select, and_, case, func, or_, select, tuple_, type_coerce
 from sqlalchemy.orm import Session
 
-from journal import clock, ids, route, storage, tiles
+from journal import clock, geo, ids, route, storage, tiles
 from journal.config import Settings
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, TileSet, Track, Trip
@@ -183,6 +183,8 @@ class MapSummary:
 
 def summary(session: Session, scope: Scope) -> MapSummary:
     """Counts, time span and bounds of the scope's photos (one pass over them)."""
+    east_half = case((Photo.lon >= 0, Photo.lon))
+    west_half = case((Photo.lon < 0, Photo.lon))
     stmt = _in_scope(
         select(
             func.count(),
@@ -191,18 +193,36 @@ def summary(session: Session, scope: Scope) -> MapSummary:
             func.min(Photo.lon),
             func.max(Photo.lat),
             func.max(Photo.lon),
+            func.min(east_half),
+            func.max(west_half),
             func.min(plausible(Photo.taken_at)),
             func.max(plausible(Photo.taken_at)),
         ),
         scope,
     )
-    total, located, south, west, north, east, first, last = session.execute(stmt).one()
+    total, located, south, west, north, east, east_min, west_max, first, last = session.execute(stmt).one()
     trip = session.get(Trip, scope.trip_id) if scope.trip_id is not None else None
     bounds = None
     if located and south is not None and west is not None and north is not None and east is not None:
-        bounds = ((float(south), float(west)), (float(north), float(east)))
+        west, east = _short_span(float(west), float(east), east_min, west_max)
+        bounds = ((float(south), west), (float(north), east))
     title = trip.title if trip else "All trips"
     return MapSummary(title, trip, located, total - located, first, last, bounds)
+
+
+def _short_span(
+    west: float, east: float, east_min: float | None, west_max: float | None
+) -> tuple[float, float]:
+    """West and east edges of the photos: across the antimeridian (east > 180) when that is shorter.
+
+    From four aggregates (no scan in Python): the plain [min, max], or from the smallest longitude
+    east of Greenwich round to the largest one west of it. That is the shortest box unless the photos
+    circle the globe with a wide gap elsewhere, where both are about as wide as the world anyway.
+    """
+    if east_min is None or west_max is None:
+        return west, east
+    across = (float(east_min), float(west_max) + 360.0)
+    return across if across[1] - across[0] < east - west else (west, east)
 
 
 # --- routes ---------------------------------------------------------------------------------------------
@@ -218,9 +238,17 @@ class RouteLine:
     #: When the line starts (unix seconds), for putting lines in time order; None when unknown.
     start: float | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        """The shape journal-map.js draws."""
-        return {"kind": self.kind, "name": self.name, "coords": [[lat, lon] for lat, lon in self.coords]}
+    def as_json(self, centre: float = 0.0) -> dict[str, Any]:
+        """The shape journal-map.js draws: longitudes unwrapped (the short way across the antimeridian)
+        and shifted by whole turns to lie near the page's centre longitude; latitudes clamped to what
+        Web Mercator draws."""
+        coords = geo.unwrap_positions(self.coords)
+        turn = geo.near(coords[0][1], centre) - coords[0][1] if coords else 0.0
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "coords": [[geo.draw_latitude(lat), round(lon + turn, 6)] for lat, lon in coords],
+        }
 
 
 @dataclass(frozen=True)
@@ -337,7 +365,7 @@ def fit_budget(lines: Sequence[RouteLine], budget: int = ROUTE_BUDGET) -> list[R
     Each line is ranked once (route.simplify_ranks); the tolerance is then the one that keeps the
     `budget` best-ranked vertices. Coordinates are rounded to 5 decimals (about 1 m).
     """
-    ranks = [route.simplify_ranks(line.coords) for line in lines]
+    ranks = [route.simplify_ranks(geo.unwrap_positions(line.coords)) for line in lines]
     ordered = sorted((r for line_ranks in ranks for r in line_ranks), reverse=True)
     tolerance = ordered[budget] if len(ordered) > budget else -1.0
     return [
@@ -378,15 +406,16 @@ def routes(
 def extent(
     bounds: tuple[Position, Position] | None, lines: Sequence[RouteLine]
 ) -> tuple[Position, Position] | None:
-    """Bounds around the photos' bounds and the routes."""
+    """Bounds around the photos' bounds and the routes; east exceeds 180 when they cross the antimeridian."""
     lats = [lat for line in lines for lat, _ in line.coords]
     lons = [lon for line in lines for _, lon in line.coords]
     if bounds is not None:
         lats += [bounds[0][0], bounds[1][0]]
         lons += [bounds[0][1], bounds[1][1]]
-    if not lats:
+    span = geo.unwrapped_span(lons)
+    if not lats or span is None:
         return None
-    return (min(lats), min(lons)), (max(lats), max(lons))
+    return (min(lats), span[0]), (max(lats), span[1])
 
 
 # --- the story ------------------------------------------------------------------------------------------
@@ -882,7 +911,12 @@ def map_config(
     layer: TileLayer | None,
     online_tiles_url: str,
 ) -> dict[str, Any]:
-    """The JSON config journalMap.create() reads; `urls` maps a name to its URL on this site."""
+    """The JSON config journalMap.create() reads; `urls` maps a name to its URL on this site.
+
+    `bounds` may cross the antimeridian (east > 180, as extent() gives them); the routes are drawn
+    in the same frame, around the bounds' centre longitude.
+    """
+    centre = (bounds[0][1] + bounds[1][1]) / 2 if bounds else 0.0
     config: dict[str, Any] = {
         "pointsUrl": urls("points"),
         "detailsUrl": urls("details"),
@@ -891,9 +925,9 @@ def map_config(
         "workerUrl": urls("worker"),
         "scripts": {"supercluster": urls("supercluster"), "cluster": urls("cluster")},
         "cluster": dict(CLUSTER_OPTIONS),
-        "bounds": [list(bounds[0]), list(bounds[1])] if bounds else None,
+        "bounds": draw_bounds(bounds),
         "fitPoints": False,
-        "routes": [line.as_json() for line in lines],
+        "routes": [line.as_json(centre) for line in lines],
         "tiles": None,
         "onlineTiles": {"url": online_tiles_url, "attribution": "Online map"} if online_tiles_url else None,
     }
@@ -906,6 +940,14 @@ def map_config(
             "attribution": layer.attribution,
         }
     return config
+
+
+def draw_bounds(bounds: tuple[Position, Position] | None) -> list[list[float]] | None:
+    """Bounds as Leaflet fits them: latitudes clamped to Web Mercator (a photo at a pole draws at 85.05)."""
+    if bounds is None:
+        return None
+    (south, west), (north, east) = bounds
+    return [[geo.draw_latitude(south), west], [geo.draw_latitude(north), east]]
 
 
 def config_json(config: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from journal import gpx, storage
 from journal.config import Settings
 from journal.errors import JournalError, UnreadableFile, UnsupportedFile
-from journal.geo import haversine_m
+from journal.geo import haversine_m, unwrap_positions
 from journal.geotag import PlacePolicy
 from journal.models import Track
 from journal.route import simplify_ranks
@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 MAX_GEOMETRY_POINTS = 5000
 #: Douglas-Peucker tolerance to start from, in degrees (about 2 m): finer than any map needs.
 GEOMETRY_TOLERANCE_DEG = 0.00002
+#: Tracks with more points than this many times MAX_GEOMETRY_POINTS are sampled evenly before ranking.
+CANDIDATE_FACTOR = 4
 #: Local wall-clock time is at most this far from UTC (UTC-12 to UTC+14).
 LOCAL_SLACK = timedelta(hours=14)
 
@@ -87,7 +89,7 @@ def store_track(settings: Settings, user_id: int, path: Path) -> StoredTrack:
     UnreadableFile for broken GPX or a file with no points at all; PlannedRouteOnly for a file that
     has only a planned route.
     """
-    track = gpx.read_track(path)
+    track = gpx.read_track_isolated(path, limits=geotagging.read_limits(settings))
     if track.is_planned_route:
         raise PlannedRouteOnly(f"{path.name}: a planned route, not a recorded track")
     if not track.segments:
@@ -97,6 +99,9 @@ def store_track(settings: Settings, user_id: int, path: Path) -> StoredTrack:
     target = settings.uploads_dir / rel
     if not target.is_file():
         storage.copy_atomic(path, target, staging=settings.staging_dir)
+    geotagging.remember(
+        str(target.resolve()), track
+    )  # placing photos on it next need not read the file again
     return StoredTrack(sha, path.stat().st_size, rel, track)
 
 
@@ -115,18 +120,35 @@ def _point(p: gpx.TrackPoint) -> list[float | None]:
     return [round(p.lat, 6), round(p.lon, 6), None if p.time is None else float(int(p.time.timestamp()))]
 
 
+def _candidates(segment: Sequence[gpx.TrackPoint], share: int) -> list[int]:
+    """Indexes of at most `share` points spread evenly along a segment (its ends always among them)."""
+    if len(segment) <= share:
+        return list(range(len(segment)))
+    step = (len(segment) - 1) / max(1, share - 1)
+    return sorted({round(i * step) for i in range(share)} | {len(segment) - 1})
+
+
 def track_geometry(track: gpx.Track, *, max_points: int = MAX_GEOMETRY_POINTS) -> Geometry:
     """The recorded segments simplified for drawing: at most max_points points, each [lat, lon, unix time].
 
     Douglas-Peucker at GEOMETRY_TOLERANCE_DEG, or coarser when that keeps more than max_points:
-    each segment is ranked once (route.simplify_ranks) and the best-ranked points are kept.
+    each segment is ranked once (route.simplify_ranks) and the best-ranked points are kept. A track
+    of more than CANDIDATE_FACTOR x max_points points is first sampled evenly down to that many
+    (a million-point track would take a minute to rank; the drawing cannot show the difference).
+    Longitudes are ranked unwrapped, so a segment across the antimeridian is not one huge zig-zag.
     """
-    ranks = [simplify_ranks([(p.lat, p.lon) for p in segment]) for segment in track.segments]
+    total = sum(len(segment) for segment in track.segments) or 1
+    limit = CANDIDATE_FACTOR * max_points
+    picked = [_candidates(segment, max(2, len(segment) * limit // total)) for segment in track.segments]
+    ranks = [
+        simplify_ranks(unwrap_positions([(segment[i].lat, segment[i].lon) for i in indexes]))
+        for segment, indexes in zip(track.segments, picked, strict=True)
+    ]
     ordered = sorted((r for segment_ranks in ranks for r in segment_ranks), reverse=True)
     tolerance = max(GEOMETRY_TOLERANCE_DEG, ordered[max_points] if len(ordered) > max_points else 0.0)
     return [
-        [_point(p) for p, rank in zip(segment, segment_ranks, strict=True) if rank > tolerance]
-        for segment, segment_ranks in zip(track.segments, ranks, strict=True)
+        [_point(segment[i]) for i, rank in zip(indexes, segment_ranks, strict=True) if rank > tolerance]
+        for segment, indexes, segment_ranks in zip(track.segments, picked, ranks, strict=True)
     ]
 
 

@@ -5,6 +5,7 @@
  *
  *   var engine = journalCluster.create(points, options);
  *   engine.count, engine.bounds                      number of points, [[s, w], [n, e]] or null
+ *                                                    (e > 180 when the photos cross the antimeridian)
  *   engine.query({op: "clusters", bbox, zoom})       -> [[lat, lon, count, id, cover id], ...]
  *   engine.query({op: "expansionZoom", id})          -> zoom at which a cluster splits
  *   engine.query({op: "leaves", id, limit})          -> photo ids in a cluster
@@ -25,17 +26,35 @@
     return list;
   }
 
+  function lonSpan(lons) {
+    // West and east of the shortest arc holding the longitudes: the complement of the widest gap
+    // between neighbours on the circle. East is past 180 when the arc crosses the antimeridian.
+    var sorted = lons.slice().sort(function (a, b) {
+      return a - b;
+    });
+    var n = sorted.length;
+    var gap = sorted[0] + 360 - sorted[n - 1], start = 0;
+    for (var i = 1; i < n; i++) {
+      if (sorted[i] - sorted[i - 1] > gap) {
+        gap = sorted[i] - sorted[i - 1];
+        start = i;
+      }
+    }
+    var west = sorted[start], east = sorted[(start + n - 1) % n];
+    return [west, east < west ? east + 360 : east];
+  }
+
   function boundsOf(points) {
     if (!points.length) return null;
-    var s = 90, w = 180, n = -90, e = -180;
+    var s = 90, n = -90, lons = new Array(points.length);
     for (var i = 0; i < points.length; i++) {
-      var lat = points[i][1], lon = points[i][2];
+      var lat = points[i][1];
       if (lat < s) s = lat;
       if (lat > n) n = lat;
-      if (lon < w) w = lon;
-      if (lon > e) e = lon;
+      lons[i] = points[i][2];
     }
-    return [[s, w], [n, e]];
+    var span = lonSpan(lons);
+    return [[s, span[0]], [n, span[1]]];
   }
 
   function compact(feature) {

@@ -64,6 +64,17 @@
     }
   }
 
+  function near(lon, centre) {
+    // The same meridian as lon, moved by whole turns to be nearest centre (the short way across 180).
+    return lon + 360 * Math.round((centre - lon) / 360);
+  }
+
+  function reachesEast(map) {
+    // Content across the antimeridian is drawn east of 180, and the map then reaches round once more.
+    var max = map.options.maxBounds;
+    return !!max && L.latLngBounds(max).getEast() > 180;
+  }
+
   function mark(name) {
     if (window.performance && performance.mark) performance.mark("journal-map:" + name);
   }
@@ -77,9 +88,12 @@
 
   // --- basemap -------------------------------------------------------------------------------
 
-  function addWorld(map, world) {
+  function addWorld(map, world, shift) {
     makePane(map, BASEMAP_PANE, 150); // below tilePane (200): offline tiles draw over it
     L.geoJSON(world, {
+      coordsToLatLng: function (c) {
+        return L.latLng(c[1], c[0] + shift);
+      },
       pane: BASEMAP_PANE,
       renderer: L.canvas({ pane: BASEMAP_PANE, padding: 0.5 }),
       interactive: false,
@@ -89,19 +103,21 @@
     }).addTo(map);
   }
 
-  function placeMarker(feature) {
+  function placeMarker(feature, shift) {
     var c = feature.geometry.coordinates;
     var label = element("span", "journal-place-name", feature.properties.name);
     var icon = L.divIcon({ className: "journal-place", html: label, iconSize: null });
-    return L.marker([c[1], c[0]], { icon: icon, pane: LABEL_PANE, interactive: false, keyboard: false });
+    return L.marker([c[1], c[0] + shift], { icon: icon, pane: LABEL_PANE, interactive: false, keyboard: false });
   }
 
-  function addPlaces(map, places) {
+  function addPlaces(map, places, shifts) {
     makePane(map, LABEL_PANE, 350); // above tiles, below routes and photos
     var tiers = {};
     places.features.forEach(function (feature) {
       var zoom = feature.properties.z;
-      (tiers[zoom] = tiers[zoom] || L.layerGroup()).addLayer(placeMarker(feature));
+      shifts.forEach(function (shift) {
+        (tiers[zoom] = tiers[zoom] || L.layerGroup()).addLayer(placeMarker(feature, shift));
+      });
     });
     function update() {
       var zoom = map.getZoom();
@@ -119,9 +135,14 @@
 
   function addBasemap(map) {
     var data = window.journalBasemap || {};
-    if (data.world) addWorld(map, data.world);
-    else console.warn("journal-map: basemap/world.js did not load");
-    if (data.places) addPlaces(map, data.places);
+    // One world, and a second one east of it when the map reaches past 180 (a trip across it).
+    var shifts = reachesEast(map) ? [0, 360] : [0];
+    if (data.world) {
+      shifts.forEach(function (shift) {
+        addWorld(map, data.world, shift);
+      });
+    } else console.warn("journal-map: basemap/world.js did not load");
+    if (data.places) addPlaces(map, data.places, shifts);
     map.attributionControl.addAttribution(ATTRIBUTION);
   }
 
@@ -351,13 +372,20 @@
   }
 
   function keyOf(item) {
-    return (item[2] > 1 ? "c" : "p") + item[3];
+    // The turn is part of the key: the same photo drawn one world further east is another marker.
+    return (item[2] > 1 ? "c" : "p") + item[3] + "@" + Math.round(item[1] / 360);
   }
 
   function viewQuery(map) {
+    // Longitudes as the view has them (past 180 east of the antimeridian): supercluster wraps them
+    // and queries both sides of 180 when the box crosses it.
     var bounds = map.getBounds().pad(0.25);
-    var west = Math.max(-180, bounds.getWest());
-    var east = Math.min(180, bounds.getEast());
+    var west = bounds.getWest();
+    var east = bounds.getEast();
+    if (east - west >= 360) {
+      west = -180;
+      east = 180;
+    }
     var south = Math.max(-85, bounds.getSouth());
     var north = Math.min(85, bounds.getNorth());
     return { op: "clusters", bbox: [west, south, east, north], zoom: Math.round(map.getZoom()) };
@@ -367,9 +395,12 @@
     var ticket = ++state.renderTicket;
     return state.index.query(viewQuery(state.map)).then(function (items) {
       if (ticket !== state.renderTicket || !items) return state.shown.size;
+      var centre = state.map.getCenter().lng;
       var wanted = new Map();
       items.forEach(function (item) {
-        wanted.set(keyOf(item), item);
+        // Drawn on the copy of the world in view: 179.99 W is 180.01 on a map centred on 180.
+        var drawn = [item[0], near(item[1], centre), item[2], item[3], item[4]];
+        wanted.set(keyOf(drawn), drawn);
       });
       state.shown.forEach(function (marker, key) {
         if (!wanted.has(key)) {
@@ -486,7 +517,7 @@
       if (!at) return false;
       var map = state.map;
       var zoom = Math.min(map.getMaxZoom(), Math.max(at.zoom, FLY_MIN_ZOOM, Math.round(map.getZoom())));
-      var target = L.latLng(at.lat, at.lon);
+      var target = L.latLng(at.lat, near(at.lon, map.getCenter().lng));
       state.activeId = id;
       return new Promise(function (resolve) {
         var done = function () {
@@ -506,6 +537,8 @@
     return state.ready.then(function () {
       return state.index.query({ op: "bounds", ids: ids.map(Number) }).then(function (bounds) {
         if (!bounds) return false;
+        var west = near(bounds[0][1], state.map.getCenter().lng);
+        bounds = [[bounds[0][0], west], [bounds[1][0], west + bounds[1][1] - bounds[0][1]]];
         state.map.flyToBounds(bounds, { padding: [48, 48], maxZoom: FIT_MAX_ZOOM, duration: 0.8 });
         return true;
       });
@@ -625,6 +658,16 @@
     return api;
   }
 
+  function crossesAntimeridian(config) {
+    // The page's bounds and routes come unwrapped (journal/services/maps.py): east of 180 when they cross it.
+    if (config.bounds && config.bounds[1][1] > 180) return true;
+    return (config.routes || []).some(function (route) {
+      return (route.coords || []).some(function (c) {
+        return c[1] > 180;
+      });
+    });
+  }
+
   function create(container, config) {
     config = config || {};
     var map = L.map(container, {
@@ -635,7 +678,7 @@
       preferCanvas: true,
       zoomSnap: 1,
       worldCopyJump: false,
-      maxBounds: [[-85, -180], [85, 180]],
+      maxBounds: [[-85, -180], [85, crossesAntimeridian(config) ? 540 : 180]],
       maxBoundsViscosity: 0.8,
     });
     L.control.scale({ imperial: false }).addTo(map);
