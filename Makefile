@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test fuzz system-deps lint bench clean
+.PHONY: run test fuzz system-deps lint bench clean docs screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check journal tests bench scripts
 	$(BIN)/ruff format --check journal tests bench scripts
 	$(BIN)/mypy
+
+# docs/cli.md from the click commands (tests/test_cli_docs.py fails when it is out of date).
+docs: $(STAMP)
+	$(BIN)/python scripts/cli_docs.py
+
+# docs/img/*.png for the user guide, taken by a browser test against a real `journal serve`.
+screenshots: $(STAMP)
+	JOURNAL_SCREENSHOTS=docs/img $(BIN)/python -m pytest -p no:xdist -q tests/test_browser_screenshots.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/import.py

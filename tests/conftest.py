@@ -189,3 +189,23 @@ hypothesis_settings.register_profile("ci", max_examples=8, deadline=None, print_
 hypothesis_settings.register_profile("dev", max_examples=12, deadline=None, phases=list(Phase)[:4])
 hypothesis_settings.register_profile("fuzz", max_examples=1000, deadline=None, print_blob=True)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# --- every bundle a test writes matches docs/bundle.schema.json -----------------------------------
+
+
+@pytest.fixture(autouse=True)
+def bundles_match_the_schema(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that used tmp_path: every journal bundle written under it validates (strictly)."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    tmp_path: Path = request.getfixturevalue("tmp_path")  # set up before this fixture, torn down after
+    yield
+    from tests.schemas import bundle_manifests, check_manifest
+
+    for path, manifest in bundle_manifests(tmp_path):
+        try:
+            check_manifest(manifest)
+        except AssertionError as exc:
+            raise AssertionError(f"{path.relative_to(tmp_path)}: {exc}") from None

@@ -33,7 +33,8 @@ from journal.services.throttle import Throttle
 
 bp = Blueprint("auth", __name__)
 
-PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "main.healthz", "static"}
+#: Open without sign-in; /api/openapi.json describes the API and holds no account's data.
+PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "main.healthz", "static", "openapi.spec"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 #: The only bodies an anonymous client may send are the login and set-up forms: a few short fields.
 PUBLIC_BODY_BYTES = 64_000
