@@ -424,6 +424,25 @@ def test_post_split_into_parts_with_cut_captions(
     assert sorted(links) == [1, 2]
 
 
+def test_x_captions_are_weighed_and_the_bundle_shows_the_count_and_the_cut(
+    settings: Settings, session_factory: sessionmaker[Session], library: Library
+) -> None:
+    korean = "광장시장의 " * 40 + "Seoul, 2026: <markets> & food, day four!"  # 280 characters, 480 on X
+    with session_factory() as s, s.begin():
+        post = s.get(Post, library.posts["korea"])
+        assert post is not None
+        post.caption = korean
+    outcome = export(settings, session_factory, library.user_id, platform="x", trip_id=library.trip_id)
+    manifest = read_manifest(outcome.bundles[0].path)
+    entry = next(p for p in manifest["posts"] if p["id"] == library.posts["korea"])
+    assert entry["caption_cut"] and entry["caption_limit"] == 280 and 140 <= entry["caption_length"] <= 280
+    assert korean.startswith(entry["caption"][:-1]) and korean.endswith(entry["caption_dropped"])
+    with zipfile.ZipFile(outcome.bundles[0].path) as archive:
+        page = archive.read("index.html").decode()
+    assert f"Caption: {entry['caption_length']} of 280, as x counts" in page
+    assert "&lt;markets&gt; &amp; food" in page and "<markets>" not in page  # the cut text, escaped
+
+
 def test_batches_stay_under_the_limit_and_never_split_a_post(
     settings: Settings, session_factory: sessionmaker[Session], library: Library
 ) -> None:
