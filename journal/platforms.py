@@ -30,12 +30,14 @@ import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import regex
-from urlextract import URLExtract
 
 from journal.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from urlextract import URLExtract
 
 logger = logging.getLogger(__name__)
 
@@ -412,5 +414,11 @@ def _urls(text: str, *, schemes_only: bool) -> list[tuple[int, int]]:
 
 @functools.cache
 def _url_extractor() -> URLExtract:
-    """One extractor per process (it reads the TLD list it ships with; never the network)."""
+    """One extractor per process (it reads the TLD list it ships with; never the network).
+
+    Imported here: urlextract pulls in urllib.request (~0.1 s), which the export's image workers,
+    importing this module for plan_geometry, never need.
+    """
+    from urlextract import URLExtract
+
     return URLExtract(cache_dns=False)
