@@ -13,6 +13,8 @@ each bundle with an fsync (atomic write); cp and zip do not, so they are also sh
 The commands run in turn, --repeat rounds, and each one's fastest run counts: a shared machine's
 slow minute then hurts every command alike. PYTHONDONTWRITEBYTECODE is dropped for the runs, so
 `journal` starts from compiled modules as an installed copy does.
+Last, per platform preset: the rendition's size and its SSIM against a slow reference (full decode,
+Lanczos), the figure tests/test_exportfiles.py holds a floor for.
 Peak RSS: the largest single process (wait4) and the largest sum over the export's process tree
 (sampled from /proc every 20 ms). The corpus and data home stay under --dir for the next run.
 """
@@ -44,6 +46,10 @@ from common import tree_pss_kb as _tree_rss_kb  # noqa: E402
 
 from journal import renditions  # noqa: E402
 from journal.config import Settings  # noqa: E402
+from journal.exportfiles import FileJob, file_kind, make_file  # noqa: E402
+from journal.platforms import PLATFORMS  # noqa: E402
+from journal.privacy import ExifKeep  # noqa: E402
+from tests.imaging import ssim  # noqa: E402
 
 USER, PASSWORD = "bench", "bench password"
 SIZE = (4000, 3000)
@@ -203,6 +209,48 @@ def web_renditions(paths: list[Path], out: Path, workers: int) -> float:
     return seconds
 
 
+def rendition_quality(
+    src: Path, out: Path, orientation: int = 6
+) -> list[tuple[str, tuple[int, int], float, float]]:
+    """Per preset: size, SSIM against the slow reference (full decode, upright, Lanczos) and seconds."""
+    with Image.open(src) as image:
+        image.load()
+        full = renditions.upright(image.convert("RGB"), orientation)
+        stored = image.size
+    rows = []
+    for name, platform in PLATFORMS.items():
+        if platform.format == "original":
+            continue
+        job = FileJob(
+            photo_id=1,
+            post_id=1,
+            number=1,
+            src=src,
+            dest=out / name,
+            kind=file_kind("JPEG", platform),
+            keep=ExifKeep(),
+            platform=platform,
+            format="JPEG",
+            width=stored[0],
+            height=stored[1],
+            orientation=orientation,
+            max_pixels=Settings(home=out).max_pixels,
+        )
+        start = time.perf_counter()
+        made = make_file(job)
+        seconds = time.perf_counter() - start
+        assert made.path is not None
+        with Image.open(made.path) as written:
+            got = written.convert("RGB")
+        aspect = got.width / got.height
+        width, height = full.size
+        crop_w, crop_h = (height * aspect, height) if width / height > aspect else (width, width / aspect)
+        box = ((width - crop_w) / 2, (height - crop_h) / 2, (width + crop_w) / 2, (height + crop_h) / 2)
+        reference = full.resize(got.size, Image.Resampling.LANCZOS, box=box)
+        rows.append((name, got.size, ssim(got, reference), seconds))
+    return rows
+
+
 # --- the benchmark --------------------------------------------------------------------------------
 
 
@@ -338,6 +386,12 @@ def main() -> None:
         f"(largest process; target < 300 MB); whole tree {original.tree_rss_mb:.0f} / "
         f"{instagram.tree_rss_mb:.0f} MB"
     )
+    print("\nrendition quality: a corpus photo (4000x3000, orientation 6) per preset, SSIM of the luma")
+    print("against a full decode + Lanczos resize of the same crop (1.0 = identical;")
+    print("tests/test_exportfiles.py holds 0.95 on its finer-grained sources)")
+    scratch.mkdir(exist_ok=True)
+    for name, size, score, seconds in rendition_quality(corpus[0], scratch):
+        print(f"  {name:<10} {size[0]:>5}x{size[1]:<5} SSIM {score:.4f}   {seconds * 1000:6.0f} ms")
     shutil.rmtree(scratch, ignore_errors=True)
 
 

@@ -155,6 +155,9 @@ class BundlePost:
     part: tuple[int, int] | None = None
     #: Where the location came from: camera, track, track-nearest or manual (None without one).
     position_source: str | None = None
+    caption_length: int | None = None  # as the platform counts it (platforms.caption_length)
+    caption_limit: int | None = None
+    caption_dropped: str = ""  # what a cut left out
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", tuple(self.files))
@@ -536,6 +539,9 @@ def _manifest_post(post: BundlePost, files: list[dict[str, Any]]) -> dict[str, A
         "id": post.id,
         "caption": post.caption,
         "caption_cut": post.caption_cut,
+        "caption_length": post.caption_length,
+        "caption_limit": post.caption_limit,
+        "caption_dropped": post.caption_dropped,
         "taken_at_utc": post.taken_at_utc,
         "taken_at_local": post.taken_at_local,
         "place": post.place,
@@ -734,7 +740,7 @@ def estimate_post_bytes(post: BundlePost) -> int:
     if marker is not None and marker.thumb is not None and marker.thumb_in_zip is not None:
         files += zip_entry_size(marker.thumb_in_zip, marker.thumb.stat().st_size)
         checked += 1
-    text_chars = len(post.caption) + len(post.place or "")
+    text_chars = len(post.caption) + len(post.caption_dropped) + len(post.place or "")
     markup = _POST_MARKUP_BYTES + _FILE_MARKUP_BYTES * len(post.files) + PRIVACY_FILE_BYTES * checked
     return files + markup + _TEXT_BYTES_PER_CHAR * text_chars
 

@@ -12,10 +12,12 @@ How a photo's file is made (`file_kind`):
   at hand) and the bundle writer copies the planned spans from the mapped file into the zip.
 - `png` / `webp`: PNG and WebP originals re-saved losslessly, pixels made upright, with only
   transparency, the ICC profile and the kept EXIF (the first frame of an animation).
-- `jpeg`: everything else. Platform presets: decoded upright at the platform's size and cropped
-  to its aspect range (renditions.render). HEIF, AVIF, TIFF and DNG originals (which cannot be
-  scrubbed losslessly): decoded at full size, upright. Then encoded by privacy.save_clean_jpeg,
-  which alone owns the quality loop under a platform's max_file_bytes.
+- `jpeg`: everything else. Platform presets: decoded upright at the platform's exact size and
+  cropped to its aspect range (renditions.render with the platform: libjpeg's DCT scaling only
+  down to a decode at least that large, never a smaller one stretched or shipped as it is).
+  HEIF, AVIF, TIFF and DNG originals (which cannot be scrubbed losslessly): decoded at full
+  size, upright. Then encoded by privacy.save_clean_jpeg, which alone owns the quality loop
+  under a platform's max_file_bytes.
 
 Every file made here is read again before it may go into a bundle (leaks.inspect_file; a
 planned scrub through the bytes write_scrub_plan gives): one that still carries what its
@@ -41,7 +43,7 @@ from PIL import Image
 
 from journal import leaks, privacy, renditions
 from journal.errors import ImageTooLarge, JournalError
-from journal.platforms import Platform, plan_geometry
+from journal.platforms import Platform
 from journal.privacy import ExifKeep
 
 logger = logging.getLogger(__name__)
@@ -54,12 +56,6 @@ FileKind = Literal["scrub", "png", "webp", "jpeg"]
 RENDITION_QUALITY = 90
 #: HEIF, AVIF, TIFF and DNG originals become JPEGs at this quality.
 REENCODE_QUALITY = 95
-#: A platform rendition may come out up to this much smaller than the platform's size when that lets
-#: libjpeg scale by 1/2, 1/4 or 1/8 while decoding instead of decoding 4x the pixels and resampling:
-#: a 12 MP photo (4032 px wide) becomes 1008 px wide for Instagram (which takes 320-1080) in about
-#: 40 % of the time. The same trade as Settings.web_size_tolerance for the import's web images;
-#: 0 gives the preset's exact sizes.
-PLATFORM_SIZE_TOLERANCE = 0.08
 #: Lossless WebP effort (0-100): 100 is ~5x slower for ~3% smaller files.
 WEBP_EFFORT = 50
 
@@ -169,20 +165,15 @@ def _planned_findings(job: FileJob, plan: privacy.ScrubPlan) -> leaks.Findings:
 
 
 def _save_jpeg(job: FileJob) -> tuple[int, int]:
-    """Decode upright (at the platform's size, or full size), encode with only the kept EXIF."""
+    """Decode upright (at the platform's exact size, or full size), encode with only the kept EXIF."""
     rendition = job.platform.format != "original"
     image = renditions.render(
         job.src,
-        long_edge=render_long_edge(job),
+        long_edge=None,
         orientation=job.orientation,
         max_pixels=job.max_pixels,
-        crop_aspect=job.platform.aspect_range,
-        draft_tolerance=PLATFORM_SIZE_TOLERANCE if rendition else 0.0,
+        platform=job.platform if rendition else None,
     )
-    if rendition:
-        target = platform_size(job, image.size)
-        if not fits(image.size, target, job.platform):  # HEIF/AVIF turned the other way, or rounding
-            image = image.resize(target, Image.Resampling.LANCZOS)
     quality = REENCODE_QUALITY if job.platform.format == "original" else RENDITION_QUALITY
     with job.dest.open("wb") as out:
         size = privacy.save_clean_jpeg(
@@ -193,43 +184,6 @@ def _save_jpeg(job: FileJob) -> tuple[int, int]:
         return image.size
     with Image.open(job.dest) as written:  # encode_clean_jpeg scales down when quality alone cannot fit
         return written.size
-
-
-def render_long_edge(job: FileJob) -> int | None:
-    """The long edge to decode at: the platform's size for the upright, cropped photo (None: full size).
-
-    HEIF and AVIF apply their own rotation, which the stored size does not show: both ways are
-    tried and the larger kept, and _save_jpeg fits the result exactly.
-    """
-    if job.platform.long_edge is None and job.platform.width is None:
-        return None
-    return max(max(plan_geometry(w, h, job.platform).size) for w, h in _upright_candidates(job))
-
-
-def platform_size(job: FileJob, rendered: tuple[int, int]) -> tuple[int, int]:
-    """The platform's exact output size (plan_geometry of the source) for the way the render came out."""
-    sizes = [plan_geometry(w, h, job.platform).size for w, h in _upright_candidates(job)]
-    aspect = rendered[0] / rendered[1]
-    return min(sizes, key=lambda size: abs(size[0] / size[1] - aspect))
-
-
-def fits(size: tuple[int, int], target: tuple[int, int], platform: Platform) -> bool:
-    """Whether a rendition of `size` can stand for `target`: not larger, at most PLATFORM_SIZE_TOLERANCE
-    smaller (rounded down to whole pixels), and within the platform's aspect range."""
-    (width, height), (target_w, target_h) = size, target
-    low = 1 - PLATFORM_SIZE_TOLERANCE
-    if not (int(target_w * low) <= width <= target_w and int(target_h * low) <= height <= target_h):
-        return False
-    ratio = platform.aspect_range
-    return ratio is None or ratio[0] <= width / height <= ratio[1]
-
-
-def _upright_candidates(job: FileJob) -> list[tuple[int, int]]:
-    """The upright size; HEIF and AVIF may be turned by their container either way."""
-    sizes = [job.upright_size()]
-    if job.format in ("HEIF", "AVIF"):
-        sizes.append((job.height, job.width))
-    return sizes
 
 
 def _save_lossless(job: FileJob) -> tuple[int, int]:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from journal.errors import ImageTooLarge, UnreadableFile, UnsupportedFile
+from journal.platforms import Platform, plan_geometry
 from journal.storage import atomic_write
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class _Spec:
     crop_aspect: tuple[float, float] | None
     tolerance: float
     transposed: bool = False  # orientation 5-8 swaps width and height
+    platform: Platform | None = None  # its plan_geometry sets the crop and the exact size
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ def render(
     crop_aspect: tuple[float, float] | None = None,
     draft_tolerance: float = 0.0,
     to_srgb: bool = False,
+    platform: Platform | None = None,
 ) -> Image.Image:
     """Decode `src` once, at the smallest useful scale, into an upright RGB image without metadata.
 
@@ -177,6 +180,9 @@ def render(
       0.03 it decodes at 1/2 and returns 2000x1500 as is (~60 ms). Off by default so 2048 means 2048.
     - `to_srgb`: convert the pixels to sRGB instead of keeping the source's RGB profile (for
       platforms that drop profiles).
+    - `platform`: a preset whose geometry (platforms.plan_geometry of the upright size: centre
+      crop, exact width or long edge, never upscaled) replaces `long_edge` and `crop_aspect`.
+      With draft_tolerance 0 the result is that size exactly, from a decode at least as large.
 
     The image's info holds only "icc_profile", when there is one.
     """
@@ -184,7 +190,7 @@ def render(
         raise ValueError("long_edge must be positive")
     if not 0.0 <= draft_tolerance < 0.5:
         raise ValueError("draft_tolerance must be in [0, 0.5)")
-    spec = _Spec(long_edge, crop_aspect, draft_tolerance)
+    spec = _Spec(long_edge, crop_aspect, draft_tolerance, platform=platform)
     formats = _sniff_formats(src)
     if formats == ("HEIF",):
         image, icc = _decode_heif(src, spec, max_pixels)
@@ -414,6 +420,8 @@ def _plan(size: Size, spec: _Spec) -> _Plan:
     """Centre crop box and output size for a stored image of `size`."""
     width, height = size
     upright = (height, width) if spec.transposed else (width, height)
+    if spec.platform is not None:
+        return _platform_plan(size, upright, spec)
     crop_w, crop_h = _crop_size(upright, spec.crop_aspect)
     if spec.transposed:
         crop_w, crop_h = crop_h, crop_w
@@ -423,6 +431,19 @@ def _plan(size: Size, spec: _Spec) -> _Plan:
         return _Plan(box, (crop_w, crop_h))
     scale = spec.long_edge / max(crop_w, crop_h)
     return _Plan(box, (max(1, round(crop_w * scale)), max(1, round(crop_h * scale))))
+
+
+def _platform_plan(size: Size, upright: Size, spec: _Spec) -> _Plan:
+    """The platform's geometry (worked out on the upright size) in stored axes."""
+    assert spec.platform is not None
+    geometry = plan_geometry(*upright, spec.platform)
+    crop = geometry.crop or (0, 0, *upright)
+    crop_w, crop_h = crop[2] - crop[0], crop[3] - crop[1]
+    out = geometry.size
+    if spec.transposed:
+        crop_w, crop_h, out = crop_h, crop_w, (out[1], out[0])
+    left, top = (size[0] - crop_w) // 2, (size[1] - crop_h) // 2
+    return _Plan((float(left), float(top), float(left + crop_w), float(top + crop_h)), out)
 
 
 def _crop_size(size: Size, aspect: tuple[float, float] | None) -> Size:

@@ -62,3 +62,58 @@ def make_jpeg(
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, "JPEG", quality=quality, exif=exif_bytes(**exif))  # type: ignore[arg-type]
     return path
+
+
+def make_textured_jpeg(
+    path: Path, size: tuple[int, int], *, grain: int = 16, quality: int = 90, seed: int = 0
+) -> Path:
+    """A JPEG of any size, made quickly: colour gradients (red across, green down, so a wrong turn or
+    crop shows), sharp rectangles and per-pixel grain from a repeated 256 px noise tile (so the
+    encoder cannot take a shortcut on flat areas). `grain` is the noise amplitude (0-128)."""
+    rng = random.Random(seed)
+    width, height = size
+    across = Image.linear_gradient("L").rotate(90).resize(size)
+    down = Image.linear_gradient("L").resize(size)
+    base = Image.merge("RGB", (across, down, Image.new("L", size, 96)))
+    draw = ImageDraw.Draw(base)
+    for _ in range(12):
+        x, y = rng.randrange(width), rng.randrange(height)
+        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        draw.rectangle((x, y, x + width // 6, y + height // 6), fill=colour)
+    tile = Image.frombytes("RGB", (256, 256), rng.randbytes(256 * 256 * 3))
+    noise = Image.new("RGB", size)
+    for top in range(0, height, 256):
+        for left in range(0, width, 256):
+            noise.paste(tile, (left, top))
+    image = Image.blend(base, noise, grain / 256)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, "JPEG", quality=quality)
+    return path
+
+
+def ssim(first: Image.Image, second: Image.Image, *, window: int = 7) -> float:
+    """Mean SSIM (Wang et al. 2004) of the luma of two same-size images, 7x7 uniform windows.
+
+    The constants and window are scikit-image's defaults (structural_similarity), done in numpy
+    so the tests need no image-processing package.
+    """
+    import numpy as np
+
+    if first.size != second.size:
+        raise ValueError(f"sizes differ: {first.size} != {second.size}")
+    x = np.asarray(first.convert("L"), dtype=np.float64)
+    y = np.asarray(second.convert("L"), dtype=np.float64)
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        total = np.pad(values, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+        w = window
+        return (total[w:, w:] - total[:-w, w:] - total[w:, :-w] + total[:-w, :-w]) / (w * w)
+
+    n = window * window
+    mx, my = mean(x), mean(y)
+    vx = (mean(x * x) - mx * mx) * n / (n - 1)
+    vy = (mean(y * y) - my * my) * n / (n - 1)
+    cov = (mean(x * y) - mx * my) * n / (n - 1)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    index = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(index.mean())

@@ -395,8 +395,9 @@ def test_instagram_renditions_are_upright_cropped_and_clean(
             assert image.getexif().get(0x0112, 1) == 1
             sizes[image.size] = image.convert("RGB")
         assert SERIAL.encode() not in data and not any(k.startswith("Thumbnail") for k in exif_tags(data))
-    # 1600x1200 turned upright is 1200x1600 (3:4), cropped to 4:5 and 1080 wide; 2400x1000 is cut to 1.91:1.
-    assert set(sizes) == {(1080, 1350), (1080, 565)}
+    # 1600x1200 turned upright is 1200x1600 (3:4), cropped to 4:5 and 1080 wide; 2400x1000 is cut to 1.91:1
+    # (566 px tall: 565 would be 1.9115:1).
+    assert set(sizes) == {(1080, 1350), (1080, 566)}
     portrait = sizes[(1080, 1350)]
     top, bottom = portrait.getpixel((540, 100)), portrait.getpixel((540, 1250))
     assert isinstance(top, tuple) and isinstance(bottom, tuple)
@@ -421,6 +422,25 @@ def test_post_split_into_parts_with_cut_captions(
     with session_factory() as s:
         links = s.execute(select(ExportPost.part).where(ExportPost.post_id == many)).scalars().all()
     assert sorted(links) == [1, 2]
+
+
+def test_x_captions_are_weighed_and_the_bundle_shows_the_count_and_the_cut(
+    settings: Settings, session_factory: sessionmaker[Session], library: Library
+) -> None:
+    korean = "광장시장의 " * 40 + "Seoul, 2026: <markets> & food, day four!"  # 280 characters, 480 on X
+    with session_factory() as s, s.begin():
+        post = s.get(Post, library.posts["korea"])
+        assert post is not None
+        post.caption = korean
+    outcome = export(settings, session_factory, library.user_id, platform="x", trip_id=library.trip_id)
+    manifest = read_manifest(outcome.bundles[0].path)
+    entry = next(p for p in manifest["posts"] if p["id"] == library.posts["korea"])
+    assert entry["caption_cut"] and entry["caption_limit"] == 280 and 140 <= entry["caption_length"] <= 280
+    assert korean.startswith(entry["caption"][:-1]) and korean.endswith(entry["caption_dropped"])
+    with zipfile.ZipFile(outcome.bundles[0].path) as archive:
+        page = archive.read("index.html").decode()
+    assert f"Caption: {entry['caption_length']} of 280, as x counts" in page
+    assert "&lt;markets&gt; &amp; food" in page and "<markets>" not in page  # the cut text, escaped
 
 
 def test_batches_stay_under_the_limit_and_never_split_a_post(
@@ -749,22 +769,21 @@ def test_deleting_a_post_keeps_the_bundle_record(
         assert row.export.id == exported_ids[0] and row.posts == 3
 
 
-def test_platform_sizes_may_use_the_decoders_scaling(
+def test_platform_sizes_are_exact_even_where_the_decoder_could_scale_below_them(
     settings: Settings, session_factory: sessionmaker[Session], user_id: int, tmp_path: Path
 ) -> None:
-    from journal.exportfiles import PLATFORM_SIZE_TOLERANCE, fits
-    from journal.platforms import get_platform
-
     big = make_jpeg(tmp_path / "big.jpg", (4000, 3000), seed=5)
     import_files(settings, session_factory, user_id, big)
-    outcome = export(settings, session_factory, user_id, platform="instagram")
-    entry = read_manifest(outcome.bundles[0].path)["posts"][0]["files"][0]
-    # libjpeg decodes at 1/4 scale: 1000 px wide, within the tolerance below Instagram's 1080.
-    assert (entry["width"], entry["height"]) == (1000, 750) and PLATFORM_SIZE_TOLERANCE >= 0.074
-    instagram = get_platform("instagram")
-    assert fits((1000, 750), (1080, 810), instagram) and fits((1080, 810), (1080, 810), instagram)
-    assert not fits((1081, 810), (1080, 810), instagram) and not fits((900, 675), (1080, 810), instagram)
-    assert not fits((1000, 400), (1080, 565), instagram)  # wider than 1.91:1
+    for platform, size in (("instagram", (1080, 810)), ("facebook", (2048, 1536)), ("bluesky", (2000, 1500))):
+        outcome = export(settings, session_factory, user_id, platform=platform)
+        entry = read_manifest(outcome.bundles[0].path)["posts"][0]["files"][0]
+        # libjpeg's 1/4 and 1/2 scales (1000 and 2000 px wide) are under these: never shipped.
+        assert (entry["width"], entry["height"]) == size, platform
+        with (
+            zipfile.ZipFile(outcome.bundles[0].path) as archive,
+            Image.open(io.BytesIO(archive.read(entry["path"]))) as image,
+        ):
+            assert image.size == size
 
 
 def test_captions_are_escaped_in_pages_and_cannot_inject_mail_headers(

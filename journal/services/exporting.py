@@ -65,7 +65,7 @@ from journal.errors import Conflict, InvalidInput, NotFound, PrivacyLeak, Unread
 from journal.exportfiles import FILE_ERRORS, FileJob, MadeFile, Workers, file_kind, one_line
 from journal.geo import is_valid_position
 from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Trip, User
-from journal.platforms import Platform, fit_caption, get_platform, part_suffix, split_post
+from journal.platforms import Platform, cut_caption, fit_caption, get_platform, part_suffix, split_post
 from journal.privacy import ExifKeep, LocationMode
 from journal.services import geotagging, quota, recipients
 from journal.services.housekeeping import writer_guard
@@ -719,12 +719,15 @@ def post_group(
     parts = split_post(files, platform)
     group = []
     for index, part in enumerate(parts, start=1):
-        caption, cut = fit_caption(post.caption, platform, suffix=part_suffix(index, len(parts)))
+        caption = cut_caption(post.caption, platform, suffix=part_suffix(index, len(parts)))
         group.append(
             bundle.BundlePost(
                 id=post.id,
-                caption=caption,
-                caption_cut=cut,
+                caption=caption.text,
+                caption_cut=caption.cut,
+                caption_length=caption.length if caption.limit is not None else None,
+                caption_limit=caption.limit,
+                caption_dropped=caption.dropped,
                 taken_at_utc=facts.taken_at_utc,
                 taken_at_local=facts.taken_at_local,
                 place=facts.place,
