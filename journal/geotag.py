@@ -145,12 +145,12 @@ def place(track: Track, when_utc: datetime, policy: PlacePolicy) -> Placement | 
 _REASON_RANK: dict[MissReason, int] = {"gap": 0, "outside": 1, "untimed": 2, "no-time": 3, "clock": 4}
 
 
-def place_on_tracks(tracks: Iterable[Track], when_utc: datetime, policy: PlacePolicy) -> Placement | Miss:
-    """The first interpolated placement on any track, else the first nearest fix, else the best miss."""
+def best(results: Iterable[Placement | Miss]) -> Placement | Miss:
+    """The first interpolated placement (the rest are not looked at), else the first nearest fix,
+    else the most telling miss."""
     nearest: Placement | None = None
     misses: list[MissReason] = []
-    for track in tracks:
-        found = place(track, when_utc, policy)
+    for found in results:
         if isinstance(found, Miss):
             misses.append(found.reason)
         elif found.source == "track":
@@ -160,6 +160,11 @@ def place_on_tracks(tracks: Iterable[Track], when_utc: datetime, policy: PlacePo
     if nearest is not None:
         return nearest
     return Miss(min(misses, key=_REASON_RANK.__getitem__) if misses else "outside")
+
+
+def place_on_tracks(tracks: Iterable[Track], when_utc: datetime, policy: PlacePolicy) -> Placement | Miss:
+    """The first interpolated placement on any track, else the first nearest fix, else the best miss."""
+    return best(place(track, when_utc, policy) for track in tracks)
 
 
 def locate_by_time(

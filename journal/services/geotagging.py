@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from journal import geotag, gpx, places, storage
 from journal.config import Settings
 from journal.errors import InvalidInput, JournalError, NotFound
-from journal.geotag import Miss, MissReason, Placement, PlacePolicy
+from journal.geotag import Miss, Placement, PlacePolicy
 from journal.models import Photo, Post, Track, Trip
 
 logger = logging.getLogger(__name__)
@@ -219,24 +219,7 @@ def locate_photo(photo: Photo, tracks: Sequence[gpx.Track], policy: PlacePolicy)
         return geotag.place_on_tracks(tracks, photo.taken_at_utc, policy)
     if photo.taken_at is None:
         return Miss("no-time")
-    misses: list[Miss] = []
-    nearest: Placement | None = None
-    for track in tracks:
-        found = _locate_local(photo, track, policy)
-        if isinstance(found, Miss):
-            misses.append(found)
-        elif found.source == "track":
-            return found
-        elif nearest is None:
-            nearest = found
-    if nearest is not None:
-        return nearest
-    return _best_miss(misses)
-
-
-def _best_miss(misses: Sequence[Miss]) -> Miss:
-    rank: dict[MissReason, int] = {"gap": 0, "outside": 1, "untimed": 2, "no-time": 3, "clock": 4}
-    return min(misses, key=lambda m: rank[m.reason]) if misses else Miss("outside")
+    return geotag.best(_locate_local(photo, track, policy) for track in tracks)
 
 
 def _set_time_from_zone(photo: Photo, utc: datetime, zone: str) -> None:
