@@ -89,8 +89,8 @@ def describe_miss(reason: MissReason, policy: PlacePolicy) -> str:
     return {
         "outside": "outside every track's time",
         "untimed": "the tracks have no times",
-        "no-time": "the photo has no capture time",
-        "clock": "the photo's clock looks wrong",
+        "no-time": "without a capture time",
+        "clock": "with a camera clock that looks wrong",
     }[reason]
 
 
