@@ -88,7 +88,7 @@ def describe_miss(reason: MissReason, policy: PlacePolicy) -> str:
         return f"in a gap of the track longer than {format_duration(policy.max_gap_s)}"
     return {
         "outside": "outside every track's time",
-        "untimed": "the tracks have no times",
+        "untimed": "on tracks without times",
         "no-time": "without a capture time",
         "clock": "with a camera clock that looks wrong",
     }[reason]
