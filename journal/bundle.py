@@ -170,6 +170,33 @@ class BundlePost:
             raise InvalidInput("a part is (k, n) with 1 <= k <= n")
 
 
+#: A drawn line: (lat, lon) positions in degrees, in recorded order.
+Line = tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class BundleTrack:
+    """A recorded GPS track as a bundle's map draws it: its segments, already checked for privacy zones."""
+
+    lines: tuple[Line, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lines", tuple(tuple(line) for line in self.lines))
+        for line in self.lines:
+            if not all(is_valid_position(lat, lon) for lat, lon in line):
+                raise InvalidInput("a bundle track holds positions in degrees")
+
+    @property
+    def vertices(self) -> int:
+        """How many positions the track draws."""
+        return sum(len(line) for line in self.lines)
+
+
+def _track_lines(tracks: Sequence[BundleTrack]) -> list[Line]:
+    """The drawable lines (two positions or more) of the tracks."""
+    return [line for track in tracks for line in track.lines if len(line) >= 2]
+
+
 @dataclass(frozen=True)
 class MapPage:
     """A bundle's map.html and the files it loads, as (path under assets/, file) pairs."""
@@ -605,13 +632,17 @@ def render_index_html(
     batches: int = 1,
     created_at: str | None = None,
     privacy: dict[str, Any] | None = None,
+    tracks: tuple[int, int] = (0, 0),
 ) -> str:
     """The batch as an offline journal page; has_map embeds map.html in an iframe.
 
-    `privacy` (the bundle's privacy.json) adds a section saying what was removed from each file.
+    `privacy` (the bundle's privacy.json) adds a section saying what was removed from each file;
+    `tracks` is (drawn, left out for a privacy zone), said there too.
     """
     template = _environment().get_template(TEMPLATE)
     return template.render(
+        tracks_drawn=tracks[0],
+        tracks_withheld=tracks[1],
         posts=posts,
         title=title,
         has_map=has_map,
@@ -639,16 +670,20 @@ def map_point_data(posts: Sequence[BundlePost]) -> list[dict[str, Any]]:
     ]
 
 
-def render_map_page(points: Sequence[dict[str, Any]], title: str) -> MapPage:
-    """map.html for points (map_point_data) with its assets under assets/.
+def render_map_page(points: Sequence[dict[str, Any]], title: str, routes: Sequence[Line] = ()) -> MapPage:
+    """map.html for points (map_point_data) and track lines, with its assets under assets/.
 
     Draws with folium, whose import takes about 0.3 s: an export runs this in a worker process
-    while it writes the photos.
+    while it writes the photos. mapview unwraps the lines across the antimeridian and fits the
+    view to the points and the lines together.
     """
     from journal import mapview
 
     page = mapview.build_map_html(
-        asset_base=ASSET_DIR, points=[mapview.MapPoint(**point) for point in points], title=title
+        asset_base=ASSET_DIR,
+        points=[mapview.MapPoint(**point) for point in points],
+        routes=routes,
+        title=title,
     )
     return MapPage(page, tuple(mapview.asset_files()))
 
@@ -671,25 +706,31 @@ def build_bundle(
     staging: Path | None = None,
     submit: Submit | None = None,
     location: str | None = None,
+    tracks: Sequence[BundleTrack] = (),
+    tracks_withheld: int = 0,
 ) -> BundleInfo:
     """Render index.html and map.html for a batch and write its zip (map and assets only with positions).
 
     With `submit` (exportfiles.Workers.submit) the map is drawn in a worker while the photos go in.
-    index.html is rendered once the photos are in, with their privacy report.
+    index.html is rendered once the photos are in, with their privacy report. `tracks` are drawn
+    as lines (the caller gives them only for `exact` bundles); `tracks_withheld` counts the ones
+    left out for a privacy zone, which the privacy section mentions.
     """
     points = map_point_data(posts)
+    routes = _track_lines(tracks)
     map_page: MapPage | Callable[[], MapPage] | None = None
-    if points:
+    if points or routes:
         map_page = (
-            render_map_page(points, title)
+            render_map_page(points, title, routes)
             if submit is None
-            else submit(render_map_page, points, title).result
+            else submit(render_map_page, points, title, routes).result
         )
     index_html = functools.partial(
         _index_with_report,
         posts,
+        tracks=(len(tracks), tracks_withheld),
         title=title,
-        has_map=bool(points),
+        has_map=bool(points or routes),
         batch=batch,
         batches=batches,
         created_at=created_at,
@@ -711,6 +752,7 @@ def _index_with_report(
     posts: Sequence[BundlePost],
     report: dict[str, Any],
     *,
+    tracks: tuple[int, int],
     title: str,
     has_map: bool,
     batch: int,
@@ -726,6 +768,7 @@ def _index_with_report(
         batches=batches,
         created_at=created_at,
         privacy=report,
+        tracks=tracks,
     )
 
 
@@ -745,8 +788,20 @@ def estimate_post_bytes(post: BundlePost) -> int:
     return files + markup + _TEXT_BYTES_PER_CHAR * text_chars
 
 
-def estimate_fixed_bytes(*, title: str, with_map: bool) -> int:
-    """Upper bound of what every bundle carries whatever its posts: pages, map assets, zip end records."""
+#: What a drawn position can add to map.html beyond the estimate's own drawing of it: a longitude moved
+#: by whole turns toward the view's centre gains a sign and a digit ("179.9" -> "-180.1", "539.9").
+_TRACK_VERTEX_SLACK = 4
+#: The view fitted to posts and tracks together (bounds, fitAlso) rather than to the tracks alone.
+_TRACK_FIT_SLACK = 512
+
+
+def estimate_fixed_bytes(*, title: str, with_map: bool, tracks: Sequence[BundleTrack] = ()) -> int:
+    """Upper bound of what every bundle carries whatever its posts: pages, map assets, zip end records.
+
+    `tracks` are every track a batch of the export may draw: each is counted in every batch.
+    """
+    routes = _track_lines(tracks)
+    with_map = with_map or bool(routes)
     entries = [
         (MANIFEST, 200 + len(title.encode("utf-8"))),
         (INDEX, len(_empty_index(title).encode("utf-8"))),
@@ -755,8 +810,9 @@ def estimate_fixed_bytes(*, title: str, with_map: bool) -> int:
     if with_map:
         from journal import mapview
 
-        page = mapview.build_map_html(asset_base=ASSET_DIR, points=(), title=title)
-        entries.append((MAP, len(page.encode("utf-8"))))
+        page = mapview.build_map_html(asset_base=ASSET_DIR, points=(), routes=routes, title=title)
+        extra = _TRACK_VERTEX_SLACK * sum(len(line) for line in routes) + (_TRACK_FIT_SLACK if routes else 0)
+        entries.append((MAP, len(page.encode("utf-8")) + extra))
         entries += [(ASSET_DIR + rel, path.stat().st_size) for rel, path in map_assets()]
     # Deflate can grow incompressible input by 5 bytes per 16 KiB block plus a few bytes.
     slack = sum(size // 16_384 * 5 + 64 for _, size in entries)
@@ -776,17 +832,25 @@ def _empty_index(title: str) -> str:
         batches=99,
         created_at="2000-01-01T00:00:00Z",
         privacy=EMPTY_REPORT,
+        tracks=(99_999, 99_999),
     )
 
 
 def plan_bundles(
-    groups: Sequence[Sequence[BundlePost]], max_bytes: int | None, *, title: str
+    groups: Sequence[Sequence[BundlePost]],
+    max_bytes: int | None,
+    *,
+    title: str,
+    tracks: Sequence[BundleTrack] = (),
 ) -> list[list[BundlePost]]:
-    """Batches of posts under max_bytes; each group (the parts of one post) stays in one batch."""
+    """Batches of posts under max_bytes; each group (the parts of one post) stays in one batch.
+
+    `tracks`: every track any batch may draw (counted in each batch's fixed part).
+    """
     if max_bytes is None:  # one batch: no need to render the empty pages to know their size
         return [_flatten(groups)] if groups else []
     with_map = any(post.location is not None for group in groups for post in group)
-    fixed = estimate_fixed_bytes(title=title, with_map=with_map)
+    fixed = estimate_fixed_bytes(title=title, with_map=with_map, tracks=tracks)
     batches = plan_batches(
         list(groups), lambda group: sum(estimate_post_bytes(p) for p in group), max_bytes, fixed_bytes=fixed
     )

@@ -30,7 +30,7 @@ from PIL import ExifTags, Image
 
 from journal import clock
 from journal.errors import InvalidInput, UnreadableFile, UnsupportedFile
-from journal.geo import haversine_m, is_valid_position
+from journal.geo import haversine_m, is_valid_position, near
 from journal.storage import CHUNK, atomic_write
 from journal.streams import ByteSink, map_file
 
@@ -78,6 +78,28 @@ def check_location_mode(mode: str) -> LocationMode:
 def in_any_zone(lat: float, lon: float, zones: Sequence[PrivacyZone]) -> bool:
     """True when the point lies in one of the zones."""
     return any(zone.contains(lat, lon) for zone in zones)
+
+
+def _segment_distance_m(zone: PrivacyZone, a: tuple[float, float], b: tuple[float, float]) -> float:
+    """About how far the zone's centre is from the straight piece a-b (local flat projection, metres)."""
+    scale = math.cos(math.radians(zone.lat))
+    a_lon = near(a[1], zone.lon)
+    b_lon = near(b[1], a_lon)  # the short way from a, across the antimeridian if need be
+    ax, ay = (a_lon - zone.lon) * scale, a[0] - zone.lat
+    bx, by = (b_lon - zone.lon) * scale, b[0] - zone.lat
+    dx, dy = bx - ax, by - ay
+    length = dx * dx + dy * dy
+    t = 0.0 if length == 0 else max(0.0, min(1.0, -(ax * dx + ay * dy) / length))
+    return math.hypot(ax + t * dx, ay + t * dy) * 111_320.0
+
+
+def line_in_any_zone(line: Sequence[tuple[float, float]], zones: Sequence[PrivacyZone]) -> bool:
+    """True when a drawn line of (lat, lon) touches a zone: at a position or on a piece between two."""
+    if any(in_any_zone(lat, lon, zones) for lat, lon in line):
+        return True
+    pieces = zip(line, line[1:], strict=False)
+    # 1 % margin: the flat projection is a little off over a zone's few kilometres.
+    return any(_segment_distance_m(zone, a, b) <= zone.radius_m * 1.01 for a, b in pieces for zone in zones)
 
 
 def public_location(

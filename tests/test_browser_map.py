@@ -251,7 +251,9 @@ IN_VIEW = """() => {
   map.eachLayer(l => {
     if (l instanceof L.Marker && l.getElement && l.getElement() && l.getElement().querySelector('.jm-marker'))
       markers.push(l.getLatLng());
-    if (l instanceof L.Polyline && l.options.pane === 'journal-routes') lines.push(...l.getLatLngs().flat());
+    // App pages draw routes in their own pane; a bundle's map.html (folium) in Leaflet's overlay pane.
+    const route = ['journal-routes', 'overlayPane'].includes(l.options.pane);
+    if (l instanceof L.Polyline && route) lines.push(...l.getLatLngs().flat());
   });
   return {
     span: view.getEast() - view.getWest(),
@@ -338,6 +340,8 @@ def test_trip_across_the_antimeridian_fits_one_view(live_server: LiveServer, tmp
         assert frame.evaluate("window.journalMap.ready") == 2
         bundle.wait_for_timeout(300)
         bundle.screenshot(path=str(SHOTS / "bundle-fiji.png"))
-        check_one_view(frame, markers=2, track=False)
+        check_one_view(frame, markers=2, track=True)  # offline, the ferry track in view with both photos
+        bundle_page = (out / "unzipped" / "index.html").read_text()
+        assert "GPS tracks: 1 drawn on the map." in bundle_page
         assert errors == [] and bundle_errors == []
         assert [u for u in log.blocked if not u.startswith("file:")] == []

@@ -55,7 +55,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Literal, get_args
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from journal import bundle, clock, leaks, mail, privacy, storage
@@ -64,7 +64,7 @@ from journal.config import Settings
 from journal.errors import Conflict, InvalidInput, NotFound, PrivacyLeak, UnreadableFile
 from journal.exportfiles import FILE_ERRORS, FileJob, MadeFile, Workers, file_kind, one_line
 from journal.geo import is_valid_position
-from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Trip, User
+from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Track, Trip, User
 from journal.platforms import Platform, cut_caption, fit_caption, get_platform, part_suffix, split_post
 from journal.privacy import ExifKeep, LocationMode
 from journal.services import geotagging, quota, recipients
@@ -292,6 +292,138 @@ def _post_order(post: PostSource) -> tuple[bool, datetime, int]:
     times = [p.taken_at_utc for p in post.photos if p.taken_at_utc is not None and not p.clock_wrong]
     first = min(times) if times else None
     return (first is None, first or datetime.min.replace(tzinfo=UTC), post.id)
+
+
+# --- tracks: the recorded GPS tracks an exact bundle's map draws ----------------------------
+
+
+@dataclass(frozen=True)
+class TrackSource:
+    """A recorded track a batch's map may draw; `withheld` when a privacy zone keeps it out."""
+
+    id: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    #: The track belongs to the trip being exported (drawn in each of its bundles, like the trip's map).
+    own: bool
+    track: bundle.BundleTrack
+    withheld: bool = False
+
+
+@dataclass(frozen=True)
+class BatchTracks:
+    """The tracks of an export and the time span of each post, to choose each batch's tracks."""
+
+    tracks: tuple[TrackSource, ...] = ()
+    spans: dict[int, tuple[datetime, datetime]] = field(default_factory=dict)
+
+    def drawable(self) -> list[bundle.BundleTrack]:
+        """Every track some batch may draw (for the size estimate)."""
+        return [source.track for source in self.tracks if not source.withheld]
+
+    def for_batch(self, posts: Sequence[bundle.BundlePost]) -> tuple[list[bundle.BundleTrack], int]:
+        """The tracks a batch draws (the trip's own, or meeting its photos' times), and how many withheld."""
+        spans = [self.spans[post.id] for post in posts if post.id in self.spans]
+        first = min((span[0] for span in spans), default=None)
+        last = max((span[1] for span in spans), default=None)
+        chosen = [source for source in self.tracks if source.own or _overlaps(source, first, last)]
+        drawn = [source.track for source in chosen if not source.withheld]
+        return drawn, len(chosen) - len(drawn)
+
+
+def _overlaps(source: TrackSource, first: datetime | None, last: datetime | None) -> bool:
+    """True when the track's recorded times meet the span [first, last]."""
+    if source.started_at is None or source.ended_at is None or first is None or last is None:
+        return False
+    return source.started_at <= last and source.ended_at >= first
+
+
+def photo_spans(posts: Sequence[PostSource]) -> dict[int, tuple[datetime, datetime]]:
+    """Each post's first and last photo time (UTC), leaving out times that cannot be right."""
+    spans = {}
+    for post in posts:
+        times = [p.taken_at_utc for p in post.photos if p.taken_at_utc is not None and not p.clock_wrong]
+        if times:
+            spans[post.id] = (min(times), max(times))
+    return spans
+
+
+def select_tracks(
+    session: Session,
+    settings: Settings,
+    request: ExportRequest,
+    posts: Sequence[PostSource],
+    zones: Sequence[privacy.PrivacyZone],
+) -> BatchTracks:
+    """The tracks an export's maps may draw: only for `exact` zips (a track is a trail of exact positions).
+
+    A track is the exported trip's own, or overlaps the time span of the exported photos. One that
+    touches a privacy zone anywhere (any recorded point of its GPX file, or a drawn piece) is withheld
+    whole, and so is one whose file cannot be read to check that.
+    """
+    if request.location != "exact" or request.format != "zip":
+        return BatchTracks()
+    spans = photo_spans(posts)
+    wanted: list[ColumnElement[bool]] = []
+    if spans:
+        first = min(span[0] for span in spans.values())
+        last = max(span[1] for span in spans.values())
+        wanted.append((Track.started_at <= last) & (Track.ended_at >= first))
+    if request.trip_id is not None:
+        wanted.append(Track.trip_id == request.trip_id)
+    if not wanted:
+        return BatchTracks(spans=spans)
+    stmt = (
+        select(Track)
+        .where(Track.user_id == request.user_id, or_(*wanted))
+        .order_by(Track.started_at, Track.id)
+    )
+    sources = [_track_source(settings, row, request, zones) for row in session.scalars(stmt)]
+    return BatchTracks(tuple(source for source in sources if source.track.lines), spans)
+
+
+def _track_source(
+    settings: Settings, row: Track, request: ExportRequest, zones: Sequence[privacy.PrivacyZone]
+) -> TrackSource:
+    """A track row as its drawn lines, withheld when it touches a privacy zone."""
+    lines = []
+    for segment in row.geometry:
+        line = tuple(
+            (float(p[0]), float(p[1]))
+            for p in segment
+            if len(p) >= 2
+            and p[0] is not None
+            and p[1] is not None
+            and is_valid_position(float(p[0]), float(p[1]))
+        )
+        if len(line) >= 2:
+            lines.append(line)
+    withheld = bool(zones) and _touches_zone(settings, row, lines, zones)
+    return TrackSource(
+        id=row.id,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        own=request.trip_id is not None and row.trip_id == request.trip_id,
+        track=bundle.BundleTrack(tuple(lines)),
+        withheld=withheld,
+    )
+
+
+def _touches_zone(
+    settings: Settings, row: Track, lines: Sequence[bundle.Line], zones: Sequence[privacy.PrivacyZone]
+) -> bool:
+    """True when a drawn line or a recorded point (of the GPX file, not the drawing) is in a zone."""
+    if any(privacy.line_in_any_zone(line, zones) for line in lines):
+        return True
+    recorded = geotagging.parsed_track(settings, row)
+    if recorded is None:
+        logger.warning("track %d left out of the bundle map: its file cannot be checked for zones", row.id)
+        return True
+    return any(
+        privacy.in_any_zone(point.lat, point.lon, zones)
+        for segment in (*recorded.segments, *recorded.routes)
+        for point in segment
+    )
 
 
 # --- privacy: what a post and its files may show --------------------------------------------
@@ -586,6 +718,7 @@ def _run_export(
         trip = check_trip(session, request.user_id, request.trip_id) if request.trip_id is not None else None
         zones = zones_for(session, request.user_id)
         posts = select_posts(session, settings, request)
+        tracks = select_tracks(session, settings, request, posts, zones)
         usage = (
             quota.usage(session, settings, request.user_id) if settings.quota_bytes else quota.Usage(0, 0, 0)
         )
@@ -597,7 +730,7 @@ def _run_export(
     count = settings.workers if ticker.total > 1 else 1
     with writer_guard(settings, factory), _work_folder(settings) as work, Workers(count) as workers:
         groups = _make_groups(posts, run, zones, settings, work, workers, outcome, ticker)
-        _write_batches(factory, run, groups, workers, outcome, ticker, on_bundle)
+        _write_batches(factory, run, groups, workers, outcome, ticker, on_bundle, tracks)
     return outcome
 
 
@@ -749,13 +882,14 @@ def _write_batches(
     outcome: ExportOutcome,
     ticker: _Ticker,
     on_bundle: Callable[[WrittenBundle], None] | None,
+    tracks: BatchTracks,
 ) -> None:
     """Plan the batches, then write and record each one."""
     if not groups:
         return
     limit = run.request.batch_limit
     if run.request.format == "zip":
-        batches = bundle.plan_bundles(groups, limit, title=run.title)
+        batches = bundle.plan_bundles(groups, limit, title=run.title, tracks=tracks.drawable())
     else:
         batches = plan_eml_batches(groups, limit, title=run.title)
     usage = run.usage
@@ -765,7 +899,7 @@ def _write_batches(
         if not usage.fits(_photo_bytes(posts)):
             raise usage.refuse()
         ticker.set_phase(f"Writing bundle {number} of {len(batches)}")
-        written = _write_and_record(factory, run, posts, number, len(batches), workers)
+        written = _write_and_record(factory, run, posts, number, len(batches), workers, tracks)
         usage = usage.plus(bundles=written.bytes)
         outcome.bundles.append(written)
         if on_bundle is not None:
@@ -786,11 +920,13 @@ def _write_and_record(
     number: int,
     batches: int,
     workers: Workers,
+    tracks: BatchTracks,
 ) -> WrittenBundle:
     """Write one batch's file, then record it; the file is removed again when recording fails."""
     dest = run.out_dir / run.file_name(number, batches)
     message_id: str | None = None
     if run.request.format == "zip":
+        drawn, withheld = tracks.for_batch(posts)
         info = bundle.build_bundle(
             dest,
             posts=posts,
@@ -801,6 +937,8 @@ def _write_and_record(
             staging=run.staging,
             submit=workers.submit,
             location=run.request.location,
+            tracks=drawn,
+            tracks_withheld=withheld,
         )
         sha256, size = info.sha256, info.bytes
     else:
