@@ -380,8 +380,14 @@ def _unpack(packed: Packed) -> Segment:
     )
 
 
+#: How much lower the GPX worker's priority is than the server's (nice(2); 19 is the lowest).
+WORKER_NICENESS = 10
+
+
 def _limit_worker(cpu_s: float) -> None:
-    """The worker's own limits: CPU seconds (then SIGXCPU ends it), memory, and no core file."""
+    """The worker's own limits: CPU seconds (then SIGXCPU ends it), memory, no core file, and a low
+    priority, so the server's request threads get the CPU first while a crafted file is read."""
+    os.nice(WORKER_NICENESS)
     seconds = max(1, math.ceil(cpu_s))
     resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -466,3 +467,13 @@ def test_fuzzed_documents_read_or_are_unreadable(data: bytes) -> None:
         assert -90 <= point.lat <= 90 and -180 <= point.lon <= 180
         assert point.time is None or point.time.tzinfo is UTC
         assert point.elevation is None or math.isfinite(point.elevation)
+
+
+def test_the_worker_runs_below_the_server_priority() -> None:
+    """A crafted file read in the worker must not take the CPU from the server's request threads."""
+    import subprocess
+    import sys
+
+    code = "import os; from journal import gpx; gpx._limit_worker(2.0); print(os.nice(0))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) >= os.nice(0) + gpx.WORKER_NICENESS
