@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 from PIL import Image
 
 from journal import renditions
-from journal.exportfiles import FileJob, file_kind, make_file
+from journal.config import Settings
+from journal.exportfiles import FileJob, MadeFile, file_kind, make_file
 from journal.platforms import PLATFORMS, Platform, get_platform
 from journal.privacy import ExifKeep
 from tests.imaging import make_textured_jpeg, ssim
@@ -37,6 +39,41 @@ ORIENTATIONS = (1, 6, 8)
 Source = Callable[[tuple[int, int]], Path]
 
 
+WebImage = Callable[[tuple[int, int], int], tuple[Path, tuple[int, int]]]
+
+
+@pytest.fixture(scope="module")
+def web_image(source: Source, tmp_path_factory: pytest.TempPathFactory) -> WebImage:
+    """web_image(size, orientation): the library's web image of that source, made as the import does."""
+    folder = tmp_path_factory.mktemp("web")
+    made: dict[tuple[tuple[int, int], int], tuple[Path, tuple[int, int]]] = {}
+
+    def get(size: tuple[int, int], orientation: int) -> tuple[Path, tuple[int, int]]:
+        if (size, orientation) not in made:
+            made[size, orientation] = make_web_image(source(size), folder, orientation)
+        return made[size, orientation]
+
+    return get
+
+
+def make_web_image(src: Path, folder: Path, orientation: int) -> tuple[Path, tuple[int, int]]:
+    """The web image and thumbnail of src with the import's settings; (web path, its recorded size)."""
+    settings = Settings(home=folder)
+    stem = f"{src.stem}-{orientation}"
+    result = renditions.make_web_renditions(
+        src,
+        web_path=folder / f"{stem}-web.jpg",
+        thumb_path=folder / f"{stem}-thumb.jpg",
+        web_size=settings.web_size,
+        thumb_size=settings.thumb_size,
+        quality=settings.jpeg_quality,
+        orientation=orientation,
+        max_pixels=MAX_PIXELS,
+        draft_tolerance=settings.web_size_tolerance,
+    )
+    return folder / f"{stem}-web.jpg", (result.web_width, result.web_height)
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
     """source(size): that JPEG, made once per module (per xdist worker) on first use."""
@@ -51,8 +88,15 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
     return get
 
 
-def job_for(src: Path, size: tuple[int, int], platform: Platform, orientation: int, dest: Path) -> FileJob:
-    """The FileJob the export plans for a JPEG of `size` stored with `orientation`."""
+def job_for(
+    src: Path,
+    size: tuple[int, int],
+    platform: Platform,
+    orientation: int,
+    dest: Path,
+    web: tuple[Path, tuple[int, int]] | None = None,
+) -> FileJob:
+    """The FileJob the export plans for a JPEG of `size` stored with `orientation` (and its web image)."""
     return FileJob(
         photo_id=1,
         post_id=1,
@@ -67,6 +111,8 @@ def job_for(src: Path, size: tuple[int, int], platform: Platform, orientation: i
         height=size[1],
         orientation=orientation,
         max_pixels=MAX_PIXELS,
+        web=web[0] if web else None,
+        web_size=web[1] if web else None,
     )
 
 
@@ -100,9 +146,42 @@ RENDITION_PRESETS = [name for name, platform in PLATFORMS.items() if platform.fo
 def test_every_preset_gives_its_exact_size(
     source: Source, size: tuple[int, int], orientation: int, name: str, tmp_path: Path
 ) -> None:
+    made = make_file(job_for(source(size), size, get_platform(name), orientation, tmp_path / name))
+    assert made.made_from == "original"
+    check_exact_size(made, size, orientation, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", RENDITION_PRESETS)
+@pytest.mark.parametrize("orientation", ORIENTATIONS)
+@pytest.mark.parametrize("size", SOURCES, ids=[f"{w}x{h}" for w, h in SOURCES])
+def test_every_preset_gives_its_exact_size_with_a_web_image(
+    source: Source, web_image: WebImage, size: tuple[int, int], orientation: int, name: str, tmp_path: Path
+) -> None:
+    """The same sizes when the library's web image is there; it is used exactly when it is large enough."""
+    web = web_image(size, orientation)
+    platform = get_platform(name)
+    made = make_file(job_for(source(size), size, platform, orientation, tmp_path / name, web=web))
+    assert made.made_from == ("web" if web_is_enough(size, orientation, web[1], platform) else "original")
+    check_exact_size(made, size, orientation, name)
+
+
+def web_is_enough(size: tuple[int, int], orientation: int, web: tuple[int, int], platform: Platform) -> bool:
+    """True when the web image is smaller than the source but, cropped as the preset crops, still at least
+    the preset's size (worked out here from the preset's words, as preset_size does)."""
+    upright = (size[1], size[0]) if orientation in (6, 8) else size
+    if web[0] >= upright[0]:
+        return False
+    want_w, want_h, _ = preset_size(*upright, platform)
+    crop_w, crop_h, _ = preset_size(*upright, dataclasses.replace(platform, width=None, long_edge=None))
+    scale = web[0] / upright[0]
+    return crop_w * scale >= round(want_w) - 1e-6 and crop_h * web[1] / upright[1] >= round(want_h) - 1e-6
+
+
+def check_exact_size(made: MadeFile, size: tuple[int, int], orientation: int, name: str) -> None:
+    """The table test's checks: the preset's exact size, upright, in its aspect range, under its bytes."""
     upright = (size[1], size[0]) if orientation in (6, 8) else size
     platform = get_platform(name)
-    made = make_file(job_for(source(size), size, platform, orientation, tmp_path / name))
     assert made.error is None and made.path is not None
     with Image.open(made.path) as written:
         out = written.size
