@@ -15,6 +15,11 @@ How a photo's file is made (`file_kind`):
 - `jpeg`: everything else. Platform presets: decoded upright at the platform's exact size and
   cropped to its aspect range (renditions.render with the platform: libjpeg's DCT scaling only
   down to a decode at least that large, never a smaller one stretched or shipped as it is).
+  When the library's web image (~2048 px, upright, no metadata) is smaller than the original
+  but still at least the platform's size after its crop (Instagram, e-mail, often Bluesky), the
+  rendition starts from it instead (renditions.render_from_copy: the same crop and size, planned
+  on the original's upright size), about a quarter of the pixels to decode; a missing, damaged
+  or stale one falls back to the original.
   HEIF, AVIF, TIFF and DNG originals (which cannot be scrubbed losslessly): decoded at full
   size, upright. Then encoded by privacy.save_clean_jpeg, which alone owns the quality loop
   under a platform's max_file_bytes.

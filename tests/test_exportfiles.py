@@ -258,3 +258,148 @@ def reference_rendition(
     crop_w, crop_h = (height * aspect, height) if wide else (width, width / aspect)
     box = ((width - crop_w) / 2, (height - crop_h) / 2, (width + crop_w) / 2, (height + crop_h) / 2)
     return full.resize(size, Image.Resampling.LANCZOS, box=box)
+
+
+@pytest.mark.parametrize("name", RENDITION_PRESETS)
+def test_renditions_from_the_web_image_look_like_a_slow_lanczos_resize(
+    source: Source, web_image: WebImage, name: str, tmp_path: Path
+) -> None:
+    """The same floor for a rendition made from the web image (a second resample, a q85 generation)."""
+    platform = get_platform(name)
+    for size, orientation in (((4000, 3000), 6), ((4032, 3024), 1), ((8000, 2000), 8)):
+        web = web_image(size, orientation)
+        made = make_file(job_for(source(size), size, platform, orientation, tmp_path / name, web=web))
+        assert made.path is not None
+        with Image.open(made.path) as written:
+            got = written.convert("RGB")
+        reference = reference_rendition(source(size), orientation, got.size, platform)
+        assert ssim(got, reference) >= SSIM_FLOOR, (name, size, made.made_from)
+
+
+# --- the web image as a starting point: when it may not be used -----------------------------------------
+
+
+def _damage(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"not an image at all" * 100)
+
+
+@pytest.mark.parametrize("problem", ["missing", "truncated", "garbage", "stale", "another shape"])
+def test_a_web_image_that_cannot_be_used_falls_back_to_the_original(
+    source: Source, problem: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    size = (4000, 3000)
+    web_path, web_size = make_web_image(source(size), tmp_path, 1)
+    if problem == "missing":
+        web_path.unlink()
+    elif problem == "truncated":
+        _damage(web_path)
+    elif problem == "garbage":
+        _garbage(web_path)
+    elif problem == "stale":  # the row records another size (e.g. the web size setting changed since)
+        web_size = (1024, 768)
+    else:  # the right recorded size, but not this photo's shape
+        Image.new("RGB", web_size).crop((0, 0, web_size[0], web_size[1] // 2)).save(web_path, "JPEG")
+        web_size = (web_size[0], web_size[1] // 2)
+    platform = get_platform("instagram")
+    made = make_file(job_for(source(size), size, platform, 1, tmp_path / "out", web=(web_path, web_size)))
+    assert made.error is None and made.made_from == "original"
+    assert (made.width, made.height) == (1080, 810)
+    with Image.open(made.path or tmp_path / "none") as written:
+        assert written.size == (1080, 810)
+
+
+def test_a_web_image_no_smaller_than_the_original_is_not_used(source: Source, tmp_path: Path) -> None:
+    """A 1200x900 original: its web image is a re-encoded copy at the same size; the original is as cheap."""
+    size = (1200, 900)
+    web = make_web_image(source(size), tmp_path, 1)
+    assert web[1] == size
+    made = make_file(job_for(source(size), size, get_platform("email"), 1, tmp_path / "out", web=web))
+    assert made.made_from == "original" and (made.width, made.height) == size
+
+
+def test_the_web_image_gives_the_same_exif_and_passes_the_leak_check(tmp_path: Path) -> None:
+    """The web image has no EXIF: the kept fields come from the job (the original's metadata), as before."""
+    size = (4000, 3000)
+    src = make_textured_jpeg(tmp_path / "src.jpg", size)
+    web = make_web_image(src, tmp_path, 6)
+    keep = ExifKeep(
+        orientation=1,
+        taken_at="2025-05-01T09:00:00",
+        utc_offset="+09:00",
+        make="TestCam",
+        model="T-1",
+        position=(39.03, 125.75),
+        alt=30.0,
+    )
+    platform = get_platform("instagram")
+    files = {}
+    for used in (web, None):
+        job = job_for(src, size, platform, 6, tmp_path / f"out-{used is None}", web=used)
+        made = make_file(dataclasses.replace(job, keep=keep, gps_allowed=True))
+        assert made.error is None and made.path is not None
+        files[made.made_from] = made.path
+    assert set(files) == {"web", "original"}
+    with Image.open(files["web"]) as from_web, Image.open(files["original"]) as from_original:
+        assert from_web.size == from_original.size == (1080, 1350)
+        assert from_web.info["exif"] == from_original.info["exif"]
+        exif = from_web.getexif()
+        assert exif[0x010F] == "TestCam" and exif.get_ifd(0x8825)  # camera and GPS kept (exact mode)
+    refused = make_file(
+        dataclasses.replace(job_for(src, size, platform, 6, tmp_path / "leak", web=web), keep=keep)
+    )
+    assert (
+        refused.path is None and refused.error is not None and "GPS" in refused.error
+    )  # leak check re-reads
+
+
+def _halves(mode: str, size: tuple[int, int], left: tuple[int, ...], right: tuple[int, ...]) -> Image.Image:
+    image = Image.new(mode, size, left)
+    image.paste(right, (size[0] // 2, 0, size[0], size[1]))
+    return image
+
+
+@pytest.mark.parametrize("kind", ["cmyk", "display p3", "large profile"])
+def test_colours_and_profile_are_the_same_from_the_web_image(kind: str, tmp_path: Path) -> None:
+    """CMYK is converted once (at import for the web image); RGB profiles kept or converted as render() is."""
+    size = (4000, 3000)
+    samples = Path(__file__).resolve().parents[2] / "shared" / "samples" / "exif"
+    if kind == "cmyk":
+        image = _halves("CMYK", size, (0, 255, 255, 0), (255, 255, 0, 0))
+        icc = None
+    else:
+        sample = "photoprism__Iceland-P3.jpg" if kind == "display p3" else "immich__thompson-springs.jpg"
+        with Image.open(samples / sample) as profiled:
+            icc = profiled.info["icc_profile"]
+        image = _halves("RGB", size, (220, 40, 30), (30, 60, 200))
+    src = tmp_path / "src.jpg"
+    image.save(src, "JPEG", quality=95, **({"icc_profile": icc} if icc else {}))
+    web = make_web_image(src, tmp_path, 1)
+    platform = get_platform("email")
+    out: dict[str, tuple[tuple[int, ...], tuple[int, ...], bytes | None]] = {}
+    for used in (web, None):
+        made = make_file(job_for(src, size, platform, 1, tmp_path / f"out-{used is None}", web=used))
+        assert made.path is not None
+        with Image.open(made.path) as written:
+            rgb = written.convert("RGB")
+            left, right = rgb.getpixel((200, 600)), rgb.getpixel((1400, 600))
+            assert isinstance(left, tuple) and isinstance(right, tuple)
+            out[made.made_from] = (left, right, written.info.get("icc_profile"))
+    assert set(out) == {"web", "original"}
+    for from_web, from_original in zip(out["web"][:2], out["original"][:2], strict=True):
+        assert all(abs(a - b) <= 4 for a, b in zip(from_web, from_original, strict=True)), out
+    assert undated(out["web"][2]) == undated(out["original"][2])
+    if kind == "cmyk":  # no profile: Pillow's plain conversion, as at import
+        assert out["web"][2] is None
+    elif kind == "display p3":
+        assert out["web"][2] == icc  # a small RGB profile stays as it is
+    else:  # one conversion to sRGB (at import for the web image), not a second one
+        assert undated(out["web"][2]) == undated(renditions._srgb_profile_bytes())
+
+
+def undated(icc: bytes | None) -> bytes | None:
+    """An ICC profile without its creation time (header bytes 24-36): LittleCMS stamps each one it makes."""
+    return None if icc is None else icc[:24] + icc[36:]
