@@ -13,8 +13,12 @@ each bundle with an fsync (atomic write); cp and zip do not, so they are also sh
 The commands run in turn, --repeat rounds, and each one's fastest run counts: a shared machine's
 slow minute then hurts every command alike. PYTHONDONTWRITEBYTECODE is dropped for the runs, so
 `journal` starts from compiled modules as an installed copy does.
+Then the CPU time per photo (time.process_time, one process, so a loaded machine's figures stay
+comparable): the web renditions, and the Instagram file made from the original and from the web image
+(what the export does when the library's web image is there).
 Last, per platform preset: the rendition's size and its SSIM against a slow reference (full decode,
-Lanczos), the figure tests/test_exportfiles.py holds a floor for.
+Lanczos), from the original and from the web image, the figures tests/test_exportfiles.py holds a
+floor for.
 Peak RSS: the largest single process (wait4) and the largest sum over the export's process tree
 (sampled from /proc every 20 ms). The corpus and data home stay under --dir for the next run.
 """
@@ -46,7 +50,7 @@ from common import tree_pss_kb as _tree_rss_kb  # noqa: E402
 
 from journal import renditions  # noqa: E402
 from journal.config import Settings  # noqa: E402
-from journal.exportfiles import FileJob, file_kind, make_file  # noqa: E402
+from journal.exportfiles import FileJob, MadeFile, file_kind, make_file  # noqa: E402
 from journal.platforms import PLATFORMS  # noqa: E402
 from journal.privacy import ExifKeep  # noqa: E402
 from tests.imaging import ssim  # noqa: E402
@@ -209,46 +213,109 @@ def web_renditions(paths: list[Path], out: Path, workers: int) -> float:
     return seconds
 
 
+def make_web(src: Path, out: Path, orientation: int) -> tuple[Path, tuple[int, int]]:
+    """The web image (and thumbnail) of src as the import makes it: its path and size."""
+    settings = Settings(home=out)
+    result = renditions.make_web_renditions(
+        src,
+        web_path=out / f"{src.stem}-{orientation}-web.jpg",
+        thumb_path=out / f"{src.stem}-{orientation}-thumb.jpg",
+        web_size=settings.web_size,
+        thumb_size=settings.thumb_size,
+        quality=settings.jpeg_quality,
+        orientation=orientation,
+        max_pixels=settings.max_pixels,
+        draft_tolerance=settings.web_size_tolerance,
+    )
+    return out / f"{src.stem}-{orientation}-web.jpg", (result.web_width, result.web_height)
+
+
+def bench_job(
+    src: Path, dest: Path, platform_name: str, orientation: int, web: tuple[Path, tuple[int, int]] | None
+) -> FileJob:
+    """The FileJob the export plans for a corpus photo (with its web image, or without)."""
+    platform = PLATFORMS[platform_name]
+    with Image.open(src) as image:
+        stored = image.size
+    return FileJob(
+        photo_id=1,
+        post_id=1,
+        number=1,
+        src=src,
+        dest=dest,
+        kind=file_kind("JPEG", platform),
+        keep=ExifKeep(),
+        platform=platform,
+        format="JPEG",
+        width=stored[0],
+        height=stored[1],
+        orientation=orientation,
+        max_pixels=Settings(home=dest.parent).max_pixels,
+        web=web[0] if web else None,
+        web_size=web[1] if web else None,
+    )
+
+
+def cpu_per_photo(paths: list[Path], out: Path, repeat: int) -> dict[str, float]:
+    """CPU milliseconds per photo (fastest of `repeat` passes over `paths`, in this process)."""
+    out.mkdir(parents=True, exist_ok=True)
+    webs = [make_web(path, out, 1) for path in paths]
+    steps = {
+        "web renditions": lambda i: make_web(paths[i], out, 1),
+        "instagram from the original": lambda i: make_file(
+            bench_job(paths[i], out / "o", "instagram", 1, None)
+        ),
+        "instagram from the web image": lambda i: make_file(
+            bench_job(paths[i], out / "w", "instagram", 1, webs[i])
+        ),
+    }
+    figures = {}
+    for label, step in steps.items():
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.process_time()
+            for index in range(len(paths)):
+                step(index)
+            best = min(best, time.process_time() - start)
+        figures[label] = best / len(paths) * 1000
+    shutil.rmtree(out)
+    return figures
+
+
 def rendition_quality(
     src: Path, out: Path, orientation: int = 6
-) -> list[tuple[str, tuple[int, int], float, float]]:
-    """Per preset: size, SSIM against the slow reference (full decode, upright, Lanczos) and seconds."""
+) -> list[tuple[str, str, tuple[int, int], float, float]]:
+    """Per preset and source: size, SSIM against the slow reference (full decode, upright, Lanczos), time."""
     with Image.open(src) as image:
         image.load()
         full = renditions.upright(image.convert("RGB"), orientation)
-        stored = image.size
+    web = make_web(src, out, orientation)
     rows = []
     for name, platform in PLATFORMS.items():
         if platform.format == "original":
             continue
-        job = FileJob(
-            photo_id=1,
-            post_id=1,
-            number=1,
-            src=src,
-            dest=out / name,
-            kind=file_kind("JPEG", platform),
-            keep=ExifKeep(),
-            platform=platform,
-            format="JPEG",
-            width=stored[0],
-            height=stored[1],
-            orientation=orientation,
-            max_pixels=Settings(home=out).max_pixels,
-        )
-        start = time.perf_counter()
-        made = make_file(job)
-        seconds = time.perf_counter() - start
-        assert made.path is not None
-        with Image.open(made.path) as written:
-            got = written.convert("RGB")
-        aspect = got.width / got.height
-        width, height = full.size
-        crop_w, crop_h = (height * aspect, height) if width / height > aspect else (width, width / aspect)
-        box = ((width - crop_w) / 2, (height - crop_h) / 2, (width + crop_w) / 2, (height + crop_h) / 2)
-        reference = full.resize(got.size, Image.Resampling.LANCZOS, box=box)
-        rows.append((name, got.size, ssim(got, reference), seconds))
+        for used in (None, web):
+            job = bench_job(src, out / name, name, orientation, used)
+            start = time.perf_counter()
+            made = make_file(job)
+            seconds = time.perf_counter() - start
+            if used is not None and made.made_from != "web":
+                continue  # the web image is too small for this preset: the original row says it all
+            rows.append((name, made.made_from, *quality_of(made, full), seconds))
     return rows
+
+
+def quality_of(made: MadeFile, full: Image.Image) -> tuple[tuple[int, int], float]:
+    """A made file's size and its SSIM against the slow reference resize of `full` (upright)."""
+    assert made.path is not None
+    with Image.open(made.path) as written:
+        got = written.convert("RGB")
+    aspect = got.width / got.height
+    width, height = full.size
+    crop_w, crop_h = (height * aspect, height) if width / height > aspect else (width, width / aspect)
+    box = ((width - crop_w) / 2, (height - crop_h) / 2, (width + crop_w) / 2, (height + crop_h) / 2)
+    reference = full.resize(got.size, Image.Resampling.LANCZOS, box=box)
+    return got.size, ssim(got, reference)
 
 
 # --- the benchmark --------------------------------------------------------------------------------
@@ -386,12 +453,19 @@ def main() -> None:
         f"(largest process; target < 300 MB); whole tree {original.tree_rss_mb:.0f} / "
         f"{instagram.tree_rss_mb:.0f} MB"
     )
+    cpu = cpu_per_photo(originals[:6], scratch / "cpu", args.repeat)
+    print("\nCPU per 12 MP photo (one process, fastest of the rounds):")
+    for label, ms in cpu.items():
+        print(f"  {label:<30} {ms:6.0f} ms")
     print("\nrendition quality: a corpus photo (4000x3000, orientation 6) per preset, SSIM of the luma")
     print("against a full decode + Lanczos resize of the same crop (1.0 = identical;")
     print("tests/test_exportfiles.py holds 0.95 on its finer-grained sources)")
     scratch.mkdir(exist_ok=True)
-    for name, size, score, seconds in rendition_quality(corpus[0], scratch):
-        print(f"  {name:<10} {size[0]:>5}x{size[1]:<5} SSIM {score:.4f}   {seconds * 1000:6.0f} ms")
+    for name, made_from, size, score, seconds in rendition_quality(corpus[0], scratch):
+        print(
+            f"  {name:<10} from the {made_from:<8} {size[0]:>5}x{size[1]:<5} SSIM {score:.4f}"
+            f"   {seconds * 1000:6.0f} ms"
+        )
     shutil.rmtree(scratch, ignore_errors=True)
 
 

@@ -15,6 +15,11 @@ How a photo's file is made (`file_kind`):
 - `jpeg`: everything else. Platform presets: decoded upright at the platform's exact size and
   cropped to its aspect range (renditions.render with the platform: libjpeg's DCT scaling only
   down to a decode at least that large, never a smaller one stretched or shipped as it is).
+  When the library's web image (~2048 px, upright, no metadata) is smaller than the original
+  but still at least the platform's size after its crop (Instagram, e-mail, often Bluesky), the
+  rendition starts from it instead (renditions.render_from_copy: the same crop and size, planned
+  on the original's upright size), about a quarter of the pixels to decode; a missing, damaged
+  or stale one falls back to the original.
   HEIF, AVIF, TIFF and DNG originals (which cannot be scrubbed losslessly): decoded at full
   size, upright. Then encoded by privacy.save_clean_jpeg, which alone owns the quality loop
   under a platform's max_file_bytes.
@@ -85,6 +90,10 @@ class FileJob:
     streamed: bool = False  # a scrub only planned here, written into the bundle by the bundle writer
     thumb: Path | None = None  # the library's thumbnail, for the bundle's map
     gps_allowed: bool = False  # `exact` mode and outside every privacy zone: the file may carry its position
+    #: The library's web image (upright, no metadata) and its size as recorded at import: a platform
+    #: rendition starts from it when it is large enough (see _platform_image).
+    web: Path | None = None
+    web_size: tuple[int, int] | None = None
 
     @property
     def ext(self) -> str:
@@ -108,6 +117,7 @@ class MadeFile:
     error: str | None = None
     plan: privacy.ScrubPlan | None = None
     source: leaks.Findings | None = None  # what the original carried (for privacy.json's `removed`)
+    made_from: Literal["original", "web"] = "original"  # the pixels' source (a platform rendition's)
 
 
 def file_kind(fmt: str, platform: Platform) -> FileKind:
@@ -153,7 +163,7 @@ def _make(job: FileJob) -> MadeFile:
     elif job.kind in ("png", "webp"):
         width, height = _save_lossless(job)
     else:
-        width, height = _save_jpeg(job)
+        return _save_jpeg(job)
     return MadeFile(job.photo_id, job.dest, width, height)
 
 
@@ -164,26 +174,61 @@ def _planned_findings(job: FileJob, plan: privacy.ScrubPlan) -> leaks.Findings:
     return tap.findings()
 
 
-def _save_jpeg(job: FileJob) -> tuple[int, int]:
-    """Decode upright (at the platform's exact size, or full size), encode with only the kept EXIF."""
+def _save_jpeg(job: FileJob) -> MadeFile:
+    """Decode upright (at the platform's exact size, or full size), encode with only the kept EXIF.
+
+    The kept EXIF (job.keep) comes from the original's metadata as the database holds it, so it is
+    the same whichever pixels the rendition started from.
+    """
     rendition = job.platform.format != "original"
-    image = renditions.render(
-        job.src,
-        long_edge=None,
-        orientation=job.orientation,
-        max_pixels=job.max_pixels,
-        platform=job.platform if rendition else None,
-    )
+    image = _platform_image(job) if rendition else None
+    made_from: Literal["original", "web"] = "original" if image is None else "web"
+    if image is None:
+        image = renditions.render(
+            job.src,
+            long_edge=None,
+            orientation=job.orientation,
+            max_pixels=job.max_pixels,
+            platform=job.platform if rendition else None,
+        )
     quality = REENCODE_QUALITY if job.platform.format == "original" else RENDITION_QUALITY
     with job.dest.open("wb") as out:
         size = privacy.save_clean_jpeg(
             image, out, keep=job.keep, quality=quality, max_bytes=job.platform.max_file_bytes
         )
-    logger.debug("photo %d: %dx%d JPEG, %d bytes", job.photo_id, image.width, image.height, size)
-    if job.platform.max_file_bytes is None:
-        return image.size
-    with Image.open(job.dest) as written:  # encode_clean_jpeg scales down when quality alone cannot fit
-        return written.size
+    logger.debug(
+        "photo %d: %dx%d JPEG from its %s, %d bytes", job.photo_id, image.width, image.height, made_from, size
+    )
+    width, height = image.size
+    if job.platform.max_file_bytes is not None:
+        with Image.open(job.dest) as written:  # encode_clean_jpeg scales down when quality alone cannot fit
+            width, height = written.size
+    return MadeFile(job.photo_id, job.dest, width, height, made_from=made_from)
+
+
+def _platform_image(job: FileJob) -> Image.Image | None:
+    """The rendition made from the web image when that is large enough, else None (decode the original).
+
+    Decoding a ~2048 px web image instead of a 12 MP original is most of a rendition's cost saved.
+    A missing, damaged or stale web image (not the size recorded at import) only means the
+    original is decoded, as it is for a platform larger than the web image.
+    """
+    if job.web is None or job.web_size is None:
+        return None
+    try:
+        image = renditions.render_from_copy(
+            job.web,
+            full_size=job.upright_size(),
+            copy_size=job.web_size,
+            platform=job.platform,
+            max_pixels=job.max_pixels,
+        )
+    except FILE_ERRORS as exc:
+        logger.warning("photo %d: its web image cannot be used, decoding the original: %s", job.photo_id, exc)
+        return None
+    if image is None:
+        logger.debug("photo %d: its web image is not right for %s", job.photo_id, job.platform.name)
+    return image
 
 
 def _save_lossless(job: FileJob) -> tuple[int, int]:

@@ -202,6 +202,51 @@ def render(
     return _finish(image, icc, turn, to_srgb)
 
 
+def render_from_copy(
+    src: Path,
+    *,
+    full_size: Size,
+    copy_size: Size,
+    platform: Platform,
+    max_pixels: int,
+) -> Image.Image | None:
+    """The platform rendition of a photo of upright `full_size`, made from `src`, a smaller upright copy.
+
+    `src` is the stored web image (upright, metadata already stripped, RGB with its profile or
+    converted to sRGB at import, as render() converts the original); `copy_size` is its size as
+    recorded at import. The crop and the output size are planned on `full_size`, exactly as
+    render(platform=...) plans them for the original, then mapped onto the copy, so the result has
+    the same size and framing. None when the copy cannot give that: it is not `copy_size` (stale),
+    not the original's shape, not smaller than the original (the original is then as cheap and
+    better), or smaller than the platform's size after the crop (never upscaled). A damaged copy
+    raises like render().
+    """
+    formats = _sniff_formats(src)
+    with _open_image(src, formats, max_pixels) as source:
+        plan = _copy_plan(source.size, copy_size, full_size, platform)
+        if plan is None:
+            return None
+        image, icc = _decode_planned(source, plan, 0.0)
+    return _finish(image, icc, 1, False)
+
+
+def _copy_plan(size: Size, copy_size: Size, full_size: Size, platform: Platform) -> _Plan | None:
+    """The platform's crop and size for a photo of `full_size`, in the axes of its copy of `size`."""
+    (width, height), (full_w, full_h) = size, full_size
+    if size != copy_size or width >= full_w or height >= full_h:
+        return None
+    if abs(width * full_h - height * full_w) > full_w + full_h:  # more than a pixel of rounding per axis
+        return None
+    geometry = plan_geometry(full_w, full_h, platform)
+    left, top, right, bottom = geometry.crop or (0, 0, full_w, full_h)
+    sx, sy = width / full_w, height / full_h
+    box = (left * sx, top * sy, right * sx, bottom * sy)
+    out_w, out_h = geometry.size
+    if box[2] - box[0] < out_w - 1e-6 or box[3] - box[1] < out_h - 1e-6:
+        return None
+    return _Plan(box, geometry.size)
+
+
 def set_decode_lock(lock: AbstractContextManager[object] | None, *, min_pixels: int = 24_000_000) -> None:
     """Hold `lock` (e.g. a multiprocessing.Lock shared by the import workers) around big decodes.
 
@@ -340,8 +385,12 @@ def _effective_orientation(image: Image.Image, given: int | None) -> int:
 
 def _decode_with_pillow(source: Image.Image, spec: _Spec) -> tuple[Image.Image, bytes | None]:
     """Decode (JPEG at reduced DCT scale) and shrink to the plan; returns a new image."""
-    plan = _plan(source.size, spec)
-    scale = _draft_scale(source, plan, spec.tolerance)
+    return _decode_planned(source, _plan(source.size, spec), spec.tolerance)
+
+
+def _decode_planned(source: Image.Image, plan: _Plan, tolerance: float) -> tuple[Image.Image, bytes | None]:
+    """Decode at the largest DCT scale the plan allows and shrink to it; returns a new image."""
+    scale = _draft_scale(source, plan, tolerance)
     if scale > 1:
         source.draft(source.mode, (source.width // scale, source.height // scale))
     with _big_decode(source.width * source.height):
@@ -349,7 +398,7 @@ def _decode_with_pillow(source: Image.Image, spec: _Spec) -> tuple[Image.Image, 
             source.load()
         except _DECODE_ERRORS as exc:
             raise UnreadableFile(f"broken image data: {_one_line(exc)}") from None
-        image = _scale_down(_resizable(source), plan.scaled(1 / scale), spec.tolerance)
+        image = _scale_down(_resizable(source), plan.scaled(1 / scale), tolerance)
     return (image.copy() if image is source else image), _icc_of(source.info)
 
 

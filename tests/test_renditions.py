@@ -378,7 +378,10 @@ def test_to_srgb_converts_and_embeds_srgb(tmp_path: Path) -> None:
     kept = render(src, long_edge=None, orientation=None, max_pixels=LIMIT)
     converted = render(src, long_edge=None, orientation=None, max_pixels=LIMIT, to_srgb=True)
     assert kept.info == {"icc_profile": icc}
-    assert converted.info == {"icc_profile": srgb_icc()}
+    # LittleCMS stamps each profile it makes with the time (header bytes 24-36); the cached one may be older.
+    made = converted.info["icc_profile"]
+    want = srgb_icc()
+    assert set(converted.info) == {"icc_profile"} and made[:24] + made[36:] == want[:24] + want[36:]
     assert converted.getpixel((80, 60)) != kept.getpixel((80, 60))  # saturated red: P3 != sRGB
 
 

@@ -404,6 +404,61 @@ def test_instagram_renditions_are_upright_cropped_and_clean(
     assert top[0] > 180 and bottom[2] > 180  # stored left (red) is on top once turned
 
 
+def test_platform_files_start_from_the_web_image_and_keep_the_originals_exif(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    user_id: int,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each rendition is planned from the web image; without it, from the original, with the same EXIF."""
+    src = make_jpeg(
+        tmp_path / "big.jpg",
+        (4000, 3000),
+        taken_at=datetime(2025, 5, 1, 9),
+        offset="+09:00",
+        lat=PYONGYANG[0],
+        lon=PYONGYANG[1],
+        orientation=6,
+    )
+    add_private_metadata(src, lat=PYONGYANG[0], lon=PYONGYANG[1])
+    import_files(settings, session_factory, user_id, src)
+    with session_factory() as s:
+        photo = s.scalars(select(Photo)).one()
+        web = settings.uploads_dir / storage.rendition_relpath(photo.user_id, photo.sha256, "web")
+        web_size = (photo.web_width, photo.web_height)
+    request = exporting.ExportRequest(user_id=user_id, platform="email")
+    with session_factory() as s:
+        [post] = exporting.select_posts(s, settings, request)
+    [job] = exporting.plan_jobs(
+        post, get_platform("email"), "exact", [], work=tmp_path, max_pixels=settings.max_pixels
+    )
+    assert (job.web, job.web_size) == (web, web_size) and web.is_file()
+    files = []
+    for step in ("with the web image", "without"):
+        with caplog.at_level("DEBUG", logger="journal.exportfiles"):
+            outcome = export(
+                settings,
+                session_factory,
+                user_id,
+                platform="instagram",
+                location="exact",
+                include_exported=True,
+            )
+        [data] = zip_photos(outcome.bundles[0].path).values()
+        files.append(data)
+        made_from = "web" if step == "with the web image" else "original"
+        assert f"JPEG from its {made_from}" in caplog.text, step
+        caplog.clear()
+        web.unlink(missing_ok=True)
+    for data in files:
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.size == (1080, 1350) and image.getexif().get(0x0112, 1) == 1
+        assert has_gps(data) and SERIAL.encode() not in data and OWNER.encode() not in data
+    assert exif_tags(files[0]) == exif_tags(files[1])  # camera, times and position: from the original's row
+    assert "Image Make" in exif_tags(files[0]) and files[0] != files[1]
+
+
 def test_post_split_into_parts_with_cut_captions(
     settings: Settings, session_factory: sessionmaker[Session], library: Library
 ) -> None:

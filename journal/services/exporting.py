@@ -167,6 +167,10 @@ class PhotoSource:
     #: Where the position came from (camera, track, track-nearest, manual), or None.
     position_source: str | None = None
     clock_wrong: bool = False  # the capture time cannot be right (Photo.clock_wrong)
+    #: The library's web image and its size as recorded at import (not checked here: the worker
+    #: falls back to the original when the file is missing or not that size).
+    web: Path | None = None
+    web_size: tuple[int, int] | None = None
 
     @property
     def position(self) -> tuple[float, float] | None:
@@ -278,7 +282,16 @@ def _photo_source(settings: Settings, photo: Photo) -> PhotoSource:
         thumb=_thumb_of(settings, photo),
         position_source=geotagging.position_source(photo.location_source),
         clock_wrong=photo.clock_wrong,
+        web=_web_of(settings, photo),
+        web_size=(photo.web_width, photo.web_height) if photo.web_width and photo.web_height else None,
     )
+
+
+def _web_of(settings: Settings, photo: Photo) -> Path | None:
+    """Where the photo's web image is, when the row records its size (not checked for existence here)."""
+    if photo.web_width <= 0 or photo.web_height <= 0:
+        return None
+    return settings.uploads_dir / storage.rendition_relpath(photo.user_id, photo.sha256, "web")
 
 
 def _thumb_of(settings: Settings, photo: Photo) -> Path | None:
@@ -520,6 +533,7 @@ def plan_jobs(
     for number, photo in enumerate(post.photos, start=1):
         kind = file_kind(photo.format, platform)
         keep = exif_keep(photo, mode, zones, upright=kind != "scrub")
+        rendition = kind == "jpeg" and platform.format != "original"
         jobs.append(
             FileJob(
                 photo_id=photo.id,
@@ -538,6 +552,8 @@ def plan_jobs(
                 streamed=streamed and kind == "scrub",
                 thumb=photo.thumb,
                 gps_allowed=mode == "exact" and keep.position is not None,
+                web=photo.web if rendition else None,
+                web_size=photo.web_size if rendition else None,
             )
         )
     return jobs
