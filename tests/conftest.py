@@ -196,16 +196,22 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture(autouse=True)
 def bundles_match_the_schema(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each test that used tmp_path: every journal bundle written under it validates (strictly)."""
+    """After each test that used tmp_path: every journal bundle written under it (manifest.json and
+    privacy.json) validates strictly against docs/."""
     if "tmp_path" not in request.fixturenames:
         yield
         return
     tmp_path: Path = request.getfixturevalue("tmp_path")  # set up before this fixture, torn down after
     yield
-    from tests.schemas import bundle_manifests, check_manifest
+    from tests.schemas import bundle_manifests, bundle_privacy_reports, check_manifest, check_privacy
 
     for path, manifest in bundle_manifests(tmp_path):
         try:
             check_manifest(manifest)
+        except AssertionError as exc:
+            raise AssertionError(f"{path.relative_to(tmp_path)}: {exc}") from None
+    for path, report in bundle_privacy_reports(tmp_path):
+        try:
+            check_privacy(report)
         except AssertionError as exc:
             raise AssertionError(f"{path.relative_to(tmp_path)}: {exc}") from None

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 OPENAPI = DOCS / "openapi.json"
 BUNDLE_SCHEMA = DOCS / "bundle.schema.json"
+PRIVACY_SCHEMA = DOCS / "privacy.schema.json"
 OPENAPI_URI = "urn:journal:openapi"
 
 #: Keywords whose value is a schema, a list of schemas, or a map of names to schemas.
@@ -132,3 +133,30 @@ def bundle_manifests(folder: Path) -> Iterator[tuple[Path, Any]]:
             continue  # not a bundle (or one a test damaged on purpose)
         if isinstance(manifest, dict) and str(manifest.get("schema", "")).startswith("journal.bundle/"):
             yield path, manifest
+
+
+@cache
+def privacy_validator() -> Draft202012Validator:
+    """A strict validator for privacy.json (docs/privacy.schema.json)."""
+    schema = strict(load_json(PRIVACY_SCHEMA))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def check_privacy(report: Any) -> None:
+    """Fail with every problem when a privacy.json does not match docs/privacy.schema.json."""
+    problems = [
+        f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+        for error in privacy_validator().iter_errors(report)
+    ]
+    assert not problems, "privacy.json does not match docs/privacy.schema.json:\n" + "\n".join(problems)
+
+
+def bundle_privacy_reports(folder: Path) -> Iterator[tuple[Path, Any]]:
+    """(zip, privacy report) for every journal bundle under folder that carries privacy.json."""
+    for path, _manifest in bundle_manifests(folder):
+        try:
+            with zipfile.ZipFile(path) as archive, archive.open("privacy.json") as handle:
+                yield path, json.load(handle)
+        except KeyError:
+            continue  # a bundle a test made by hand, without the report
