@@ -114,13 +114,18 @@ def bundle_validator() -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=FormatChecker())
 
 
-def check_manifest(manifest: Any) -> None:
-    """Fail with every problem when a manifest does not match docs/bundle.schema.json."""
+def _check(validator: Draft202012Validator, document: Any, what: str) -> None:
+    """Fail with every problem the validator finds in the document (`what`: its name and schema)."""
     problems = [
         f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
-        for error in bundle_validator().iter_errors(manifest)
+        for error in validator.iter_errors(document)
     ]
-    assert not problems, "manifest.json does not match docs/bundle.schema.json:\n" + "\n".join(problems)
+    assert not problems, f"{what}:\n" + "\n".join(problems)
+
+
+def check_manifest(manifest: Any) -> None:
+    """Fail with every problem when a manifest does not match docs/bundle.schema.json."""
+    _check(bundle_validator(), manifest, "manifest.json does not match docs/bundle.schema.json")
 
 
 def bundle_manifests(folder: Path) -> Iterator[tuple[Path, Any]]:
@@ -145,11 +150,7 @@ def privacy_validator() -> Draft202012Validator:
 
 def check_privacy(report: Any) -> None:
     """Fail with every problem when a privacy.json does not match docs/privacy.schema.json."""
-    problems = [
-        f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
-        for error in privacy_validator().iter_errors(report)
-    ]
-    assert not problems, "privacy.json does not match docs/privacy.schema.json:\n" + "\n".join(problems)
+    _check(privacy_validator(), report, "privacy.json does not match docs/privacy.schema.json")
 
 
 def bundle_privacy_reports(folder: Path) -> Iterator[tuple[Path, Any]]:
