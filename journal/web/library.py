@@ -11,10 +11,10 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from journal.app import ERROR_STATUS, get_db, get_settings
 from journal.errors import Conflict, InvalidInput
 from journal.models import Photo
 from journal.services import editing, geotagging, library, quota
+from journal.web.context import error_status, get_db, get_settings
 
 bp = Blueprint("library", __name__)
 
@@ -51,7 +51,7 @@ def apply_edit(
         change(session)
     except FORM_ERRORS as exc:
         session.rollback()
-        return page(str(exc)), ERROR_STATUS.get(type(exc), 400)
+        return page(str(exc)), error_status(exc)
     session.commit()
     flash(message if isinstance(message, str) else message())
     return redirect(done(), 303)

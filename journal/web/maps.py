@@ -20,9 +20,9 @@ from flask import Blueprint, Response, g, jsonify, render_template, request, url
 from flask_login import current_user
 from PIL import Image
 
-from journal.app import get_db, get_settings
 from journal.errors import InvalidInput
 from journal.services import editing, geotagging, library, maps
+from journal.web.context import get_db, get_settings
 from journal.web.media import VERSION_CHARS
 
 bp = Blueprint("maps", __name__)

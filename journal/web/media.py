@@ -17,9 +17,9 @@ from flask import Blueprint, request, send_file, url_for
 from flask_login import current_user
 
 from journal import storage
-from journal.app import get_db, get_settings
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo
+from journal.web.context import get_db, get_settings
 
 logger = logging.getLogger(__name__)
 
