@@ -20,7 +20,7 @@ from journal import db, errors, ids, storage
 from journal.config import Settings
 from journal.services import housekeeping
 from journal.services.throttle import Throttle
-from journal.web import BLUEPRINTS, auth, filters
+from journal.web import BLUEPRINTS, auth, export, filters, library, maps, media, upload
 from journal.web.context import (
     SETTINGS_KEY,
     csrf,
@@ -109,6 +109,9 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     app.config[SETTINGS_KEY] = settings
     app.config.update(config)
     app.session_interface = SessionInterface()
+    # Uploaded files are spooled to staging as the form is parsed, and the CSRF check of any
+    # blueprint parses it before the view runs: the request class is app-wide.
+    app.request_class = upload.StagingRequest
     if settings.proxy_fix:
         # X-Forwarded-Host is not taken: a browser may send it, and the Host check must see the real one.
         hops = settings.proxy_fix
@@ -121,6 +124,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     _init_errors(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    app.extensions[export.JOBS_KEY] = export.Jobs()  # background exports, in this process's memory
     _init_templates(app)
     return app
 
@@ -140,8 +144,10 @@ def _init_database(app: Flask, settings: Settings) -> None:
 
 
 def _init_templates(app: Flask) -> None:
-    """The Jinja filters."""
+    """The Jinja filters and the helpers every template may call."""
     filters.init_app(app)
+    app.add_template_global(media.photo_url)
+    app.add_template_global(library.thumb_box)
 
 
 def _init_request_hooks(app: Flask) -> None:
@@ -169,6 +175,8 @@ def _init_request_hooks(app: Flask) -> None:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
         return response
+
+    app.after_request(maps.cache_static_assets)
 
     nav = [
         ("library.index", "Library"),

@@ -27,7 +27,6 @@ from flask import (
     send_file,
     url_for,
 )
-from flask.blueprints import BlueprintSetupState
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -152,11 +151,6 @@ class Jobs:
         now = time.monotonic()
         for job_id in [k for k, j in self._jobs.items() if j.finished_at and now - j.finished_at > JOB_TTL_S]:
             del self._jobs[job_id]
-
-
-@bp.record_once
-def _init_jobs(state: BlueprintSetupState) -> None:
-    state.app.extensions.setdefault(JOBS_KEY, Jobs())
 
 
 def jobs() -> Jobs:

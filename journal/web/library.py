@@ -24,7 +24,6 @@ FORM_ERRORS = (InvalidInput, Conflict)
 HAS_LEAFLET = (Path(__file__).resolve().parent.parent / "static/vendor/leaflet/leaflet.js").is_file()
 
 
-@bp.app_template_global()
 def thumb_box(photo: Photo) -> tuple[int, int]:
     """Width and height of a photo's thumbnail (for the img attributes that prevent layout shift)."""
     return library.thumb_dimensions(photo.web_width, photo.web_height, get_settings().thumb_size)

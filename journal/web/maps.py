@@ -43,7 +43,6 @@ def empty_tile() -> bytes:
     return buffer.getvalue()
 
 
-@bp.after_app_request
 def cache_static_assets(response: Response) -> Response:
     """A week's cache for /static/basemap/* and /static/vendor/*: the map's big, rarely changing files."""
     filename = (request.view_args or {}).get("filename", "")

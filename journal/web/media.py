@@ -41,7 +41,6 @@ _TYPES = {
 _UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f"\\/]')
 
 
-@bp.app_template_global()
 def photo_url(photo: Photo, kind: str = "thumb") -> str:
     """The cacheable URL of a photo's original or rendition (usable in templates and the GeoJSON)."""
     if kind not in KINDS:
