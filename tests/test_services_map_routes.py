@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session
 
+from journal import route
 from journal.config import Settings
 from journal.models import Trip
 from journal.services import map_routes, maps, mapscope, tracks, users
@@ -83,22 +84,6 @@ def test_unassigned_tracks_show_on_trips_they_overlap(
     assert len(map_routes.scope_tracks(session, mapscope.Scope(user_id, trip.id))) == 1
 
 
-def test_fit_budget_keeps_ends_and_the_budget() -> None:
-    line = map_routes.RouteLine("track", tuple((46 + i * 1e-3, 14 + (i % 7) * 1e-3) for i in range(3000)))
-    other = map_routes.RouteLine("photos", ((45.0, 13.0), (45.5, 13.5)))
-    fitted = map_routes.fit_budget([line, other], budget=500)
-    assert sum(len(f.coords) for f in fitted) <= 500
-    assert fitted[0].coords[0] == line.coords[0] and fitted[0].coords[-1] == (48.999, 14.003)
-    assert fitted[1].coords == other.coords
-    assert map_routes.fit_budget([other], budget=10)[0].coords == other.coords
-
-
-def test_stop_distance_grows_with_the_area() -> None:
-    assert map_routes.stop_distance_m(None) == map_routes.ROUTE_STOP_M
-    assert map_routes.stop_distance_m(((46.0, 14.0), (46.1, 14.1))) == map_routes.ROUTE_STOP_M
-    assert map_routes.stop_distance_m(((-60.0, -170.0), (70.0, 170.0))) == map_routes.ROUTE_STOP_MAX_M
-
-
 FIJI_EAST, FIJI_WEST = (-17.0, 179.99), (-16.8, -179.99)
 
 
@@ -111,7 +96,7 @@ def test_route_between_photos_across_the_antimeridian_is_one_short_line(
     info = maps.summary(session, scope)
     found = map_routes.routes(session, scope, bounds=info.bounds)
     assert len(found.lines) == 1 and found.distance_km == pytest.approx(30.0, abs=10)
-    bounds = map_routes.extent(info.bounds, found.lines)
+    bounds = route.extent(info.bounds, found.lines)
     config = maps.map_config(urls=str, bounds=bounds, lines=found.lines, layer=None, online_tiles_url="")
     assert config["bounds"] == [[-17.0, 179.99], [-16.8, pytest.approx(180.01)]]
     assert config["routes"][0]["coords"] == [[-17.0, 179.99], [-16.8, pytest.approx(180.01)]]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
+from journal import route
 from journal.models import Trip
-from journal.services import map_routes, maps, mapscope, users
+from journal.services import maps, mapscope, users
 from tests.mapdata import add_photo, at
 
 
@@ -57,8 +58,8 @@ def test_summary_bounds_away_from_the_antimeridian_are_plain(
 
 
 def test_track_across_the_antimeridian_is_drawn_the_short_way() -> None:
-    line = map_routes.RouteLine("track", ((-17.0, 179.9), (-17.0, 179.99), (-16.9, -179.9), (-16.9, -179.8)))
-    bounds = map_routes.extent(None, [line])
+    line = route.RouteLine("track", ((-17.0, 179.9), (-17.0, 179.99), (-16.9, -179.9), (-16.9, -179.8)))
+    bounds = route.extent(None, [line])
     assert bounds == ((-17.0, 179.9), (-16.9, pytest.approx(180.2)))
     drawn = maps.map_config(urls=str, bounds=bounds, lines=[line], layer=None, online_tiles_url="")["routes"][
         0

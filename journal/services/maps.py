@@ -21,8 +21,8 @@ from journal import clock, geo, storage, tiles
 from journal.config import Settings
 from journal.errors import InvalidInput
 from journal.models import Photo, Post, TileSet, Trip
+from journal.route import Position, RouteLine
 from journal.services.library import plausible
-from journal.services.map_routes import Position, RouteLine
 from journal.services.mapscope import Scope, in_scope
 
 logger = logging.getLogger(__name__)

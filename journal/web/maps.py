@@ -20,6 +20,7 @@ from flask import Blueprint, Response, g, jsonify, render_template, request, url
 from flask_login import current_user
 from PIL import Image
 
+from journal import route
 from journal.errors import InvalidInput
 from journal.services import editing, geotagging, library, map_points, map_routes, map_story, maps, mapscope
 from journal.web.context import get_db, get_settings
@@ -109,7 +110,7 @@ def render_map(scope: mapscope.Scope) -> str:
     routes = map_routes.routes(session, scope, bounds=info.bounds)
     config = maps.map_config(
         urls=_urls(scope),
-        bounds=map_routes.extent(info.bounds, routes.lines),
+        bounds=route.extent(info.bounds, routes.lines),
         lines=routes.lines,
         layer=maps.tile_layer(session),
         online_tiles_url=_online_tiles(),
