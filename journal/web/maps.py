@@ -22,7 +22,17 @@ from PIL import Image
 
 from journal import route
 from journal.errors import InvalidInput
-from journal.services import editing, geotagging, library, map_points, map_routes, map_story, maps, mapscope
+from journal.services import (
+    editing,
+    geotagging,
+    library,
+    map_points,
+    map_routes,
+    map_story,
+    maps,
+    mapscope,
+    tilesets,
+)
 from journal.web.context import get_db, get_settings
 from journal.web.media import VERSION_CHARS
 
@@ -112,7 +122,7 @@ def render_map(scope: mapscope.Scope) -> str:
         urls=_urls(scope),
         bounds=route.extent(info.bounds, routes.lines),
         lines=routes.lines,
-        layer=maps.tile_layer(session),
+        layer=tilesets.tile_layer(session),
         online_tiles_url=_online_tiles(),
     )
     return render_template(
@@ -217,6 +227,6 @@ def place(photo_id: int) -> Any:
 @bp.get("/tiles/<int:z>/<int:x>/<int:y>")
 def tile(z: int, x: int, y: int) -> Any:
     """A tile of the registered offline tile sets (a transparent one where none has it)."""
-    found = maps.find_tile(get_db(), z, x, y)
+    found = tilesets.find_tile(get_db(), z, x, y)
     data, mimetype = found if found is not None else (empty_tile(), "image/png")
     return Response(data, mimetype=mimetype, headers={"Cache-Control": TILE_CACHE})
