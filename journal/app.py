@@ -10,37 +10,32 @@ from typing import Any
 
 from flask import Flask, Response, g, has_request_context, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
-from flask_login import LoginManager, current_user
-from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy.orm import Session
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
 from journal import db, errors, ids, storage
 from journal.config import Settings
+from journal.services import housekeeping
+from journal.services.throttle import Throttle
+from journal.web import BLUEPRINTS, auth, export, filters, library, maps, media, upload
+from journal.web.context import (
+    SETTINGS_KEY,
+    csrf,
+    error_status,
+    get_db,
+    get_settings,
+    init_sessions,
+    login_manager,
+)
 
 logger = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 if not TEMPLATES.is_dir():  # installed as a wheel: templates are packaged inside journal/
     TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-csrf = CSRFProtect()
-login_manager = LoginManager()
-login_manager.login_view = "auth.login"
-login_manager.login_message = "Please sign in to see your journal."
-
-ERROR_STATUS: dict[type[errors.JournalError], int] = {
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.InvalidInput: 400,
-    errors.QuotaExceeded: 507,
-    errors.AuthError: 401,
-    errors.UnreadableFile: 422,
-    errors.UnsupportedFile: 415,
-    errors.WrongDatabase: 503,
-}
 
 
 class IdConverter(IntegerConverter):
@@ -91,8 +86,6 @@ class SessionInterface(SecureCookieSessionInterface):
 def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     """Build the app for a data home; `config` overrides Flask settings (tests)."""
     settings = settings or Settings.from_env()
-    from journal.services import housekeeping
-
     housekeeping.secure_home(settings)
     app = Flask(__name__, template_folder=str(TEMPLATES))
     app.url_map.converters["int"] = IdConverter  # before any rule is added
@@ -112,68 +105,49 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         # CSRF is checked in a before_request hook so bearer-token API calls can skip it.
         WTF_CSRF_CHECK_DEFAULT=False,
-        JOURNAL_SETTINGS=settings,
     )
+    app.config[SETTINGS_KEY] = settings
     app.config.update(config)
     app.session_interface = SessionInterface()
+    # Uploaded files are spooled to staging as the form is parsed, and the CSRF check of any
+    # blueprint parses it before the view runs: the request class is app-wide.
+    app.request_class = upload.StagingRequest
     if settings.proxy_fix:
         # X-Forwarded-Host is not taken: a browser may send it, and the Host check must see the real one.
         hops = settings.proxy_fix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
-    engine = db.make_engine(settings.database_url)
-    db.ensure_schema(engine)
-    app.extensions["journal.sessions"] = db.make_session_factory(engine)
-    try:  # a wrong database (mistyped URL, older copy) must not meet the files: `journal check` says why
-        housekeeping.verify_home(settings, app.extensions["journal.sessions"])
-    except errors.WrongDatabase:
-        engine.dispose()
-        raise
-    app.extensions["journal.engine"] = engine
-    from journal.services.throttle import Throttle
-
-    app.extensions["journal.throttle"] = Throttle()
+    _init_database(app, settings)
+    app.extensions["journal.throttle"] = Throttle()  # failed sign-ins, per account and per network
     csrf.init_app(app)
-    login_manager.init_app(app)
+    login_manager.init_app(app)  # its user and bearer-token loaders are in journal.web.auth
     _init_request_hooks(app)
     _init_errors(app)
-    _register_blueprints(app)
-    from journal.web import filters
-
-    filters.init_app(app)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    app.extensions[export.JOBS_KEY] = export.Jobs()  # background exports, in this process's memory
+    _init_templates(app)
     return app
 
 
-def get_settings() -> Settings:
-    """The settings of the running app."""
-    from flask import current_app
-
-    settings: Settings = current_app.config["JOURNAL_SETTINGS"]
-    return settings
-
-
-def get_db() -> Session:
-    """The request's database session, opened on first use and closed at teardown."""
-    from flask import current_app
-
-    if "db" not in g:
-        g.db = current_app.extensions["journal.sessions"]()
-    session: Session = g.db
-    return session
+def _init_database(app: Flask, settings: Settings) -> None:
+    """Open the database (migrated to head), check it belongs to the data home, give the app its sessions."""
+    engine = db.make_engine(settings.database_url)
+    db.ensure_schema(engine)
+    factory = db.make_session_factory(engine)
+    try:  # a wrong database (mistyped URL, older copy) must not meet the files: `journal check` says why
+        housekeeping.verify_home(settings, factory)
+    except errors.WrongDatabase:
+        engine.dispose()
+        raise
+    init_sessions(app, factory)
+    app.extensions["journal.engine"] = engine
 
 
-@login_manager.user_loader
-def _load_user(session_id: str) -> Any:
-    """The cookie names a server-side session (not a user id), so that ending it revokes the cookie."""
-    from journal.services import users
-    from journal.web.auth import LoginUser
-
-    session = get_db()
-    user = users.user_for_session(session, session_id)
-    if user is None:
-        return None
-    if session.dirty:
-        session.commit()  # keeps last_seen_at
-    return LoginUser(user, session_id=session_id)
+def _init_templates(app: Flask) -> None:
+    """The Jinja filters and the helpers every template may call."""
+    filters.init_app(app)
+    app.add_template_global(media.photo_url)
+    app.add_template_global(library.thumb_box)
 
 
 def _init_request_hooks(app: Flask) -> None:
@@ -181,10 +155,8 @@ def _init_request_hooks(app: Flask) -> None:
     def make_nonce() -> None:
         g.csp_nonce = secrets.token_urlsafe(16)
 
-    from journal.web.auth import check_host, require_login
-
-    app.before_request(check_host)
-    app.before_request(require_login)
+    app.before_request(auth.check_host)
+    app.before_request(auth.require_login)
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -204,11 +176,7 @@ def _init_request_hooks(app: Flask) -> None:
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
         return response
 
-    @app.teardown_appcontext
-    def close_db(_exc: BaseException | None) -> None:
-        session = g.pop("db", None)
-        if session is not None:
-            session.close()
+    app.after_request(maps.cache_static_assets)
 
     nav = [
         ("library.index", "Library"),
@@ -244,7 +212,7 @@ def _too_large_message(exc: HTTPException) -> str:
 def _init_errors(app: Flask) -> None:
     @app.errorhandler(errors.JournalError)
     def journal_error(exc: errors.JournalError) -> tuple[Any, int]:
-        status = next((code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls)), 400)
+        status = error_status(exc)
         get_db().rollback()
         if _wants_json():
             return jsonify(error=str(exc)), status
@@ -281,13 +249,6 @@ def _init_errors(app: Flask) -> None:
         return render_template("error.html", status=500, message="Something went wrong on our side."), 500
 
 
-def _register_blueprints(app: Flask) -> None:
-    from journal.web import BLUEPRINTS
-
-    for blueprint in BLUEPRINTS:
-        app.register_blueprint(blueprint)
-
-
 #: Waitress buffers a whole body before the app sees it: bodies this much past the upload limit
 #: are refused by waitress from their Content-Length, unread (slightly larger ones get the app's 413).
 BODY_SLACK = 1_000_000
@@ -297,7 +258,7 @@ def serve(app: Flask, host: str, port: int, threads: int | None = None) -> None:
     """Serve the app with waitress, a production WSGI server."""
     from waitress import serve as waitress_serve
 
-    settings: Settings = app.config["JOURNAL_SETTINGS"]
+    settings: Settings = app.config[SETTINGS_KEY]
     waitress_serve(
         app,
         host=host,

@@ -702,10 +702,10 @@ def tiles_add_cmd(journal: Journal, file: Path, link: bool) -> None:
 
     Example: journal tiles add ~/Downloads/slovenia-osm.mbtiles
     """
-    from journal.services import maps
+    from journal.services import tilesets
 
     with journal.transaction() as session:
-        row = maps.register_tile_set(session, journal.settings, file, link=link)
+        row = tilesets.register_tile_set(session, journal.settings, file, link=link)
         line = (
             f"registered {row.name} ({row.format}, {row.tile_type}, zoom {row.min_zoom}-{row.max_zoom})"
             f" at {row.path}"

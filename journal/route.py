@@ -1,18 +1,21 @@
 """Route splitting: timed positions in time order, cut where the traveller jumped (a flight, a long stop).
 
 Pure standard library; distances come from journal.geo. Also a Douglas-Peucker simplifier for drawing
-long routes on a page with a bounded number of vertices.
+long routes on a page with a bounded number of vertices, and the lines a map draws (RouteLine): fitted
+to that budget, measured, and framed (extent) the short way across the antimeridian.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, Literal, TypeVar
 
+from journal import geo
 from journal.errors import InvalidInput
 from journal.geo import haversine_m
 
@@ -20,6 +23,14 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_GAP_S = 6 * 3600.0
 DEFAULT_MAX_JUMP_KM = 300.0
+#: Most route vertices put on one page (all lines together).
+ROUTE_BUDGET = 4000
+#: Photos closer than this to the previous stop are one stop of the route between photos; on a
+#: page covering a large area the stops are further apart (diagonal / 2000), up to ROUTE_STOP_MAX_M.
+ROUTE_STOP_M = 150.0
+ROUTE_STOP_MAX_M = 5000.0
+
+Position = tuple[float, float]
 
 _T = TypeVar("_T")
 
@@ -162,3 +173,96 @@ def thin(points: Sequence[_T], min_m: float, position: Callable[[_T], tuple[floa
             last_lat, last_lon, scale = lat, lon, math.cos(math.radians(lat))
     kept.append(points[-1])
     return kept
+
+
+# --- lines to draw on a map ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteLine:
+    """A line to draw: a recorded GPX track segment, or the way between photos in time order."""
+
+    kind: Literal["track", "photos"]
+    coords: tuple[Position, ...]
+    name: str | None = None
+    #: When the line starts (unix seconds), for putting lines in time order; None when unknown.
+    start: float | None = None
+
+    def as_json(self, centre: float = 0.0) -> dict[str, Any]:
+        """The shape journal-map.js draws: longitudes unwrapped (the short way across the antimeridian)
+        and shifted by whole turns to lie near the page's centre longitude; latitudes clamped to what
+        Web Mercator draws."""
+        coords = geo.unwrap_positions(self.coords)
+        turn = geo.near(coords[0][1], centre) - coords[0][1] if coords else 0.0
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "coords": [[geo.draw_latitude(lat), round(lon + turn, 6)] for lat, lon in coords],
+        }
+
+
+@dataclass(frozen=True)
+class Routes:
+    """The lines of a page and the distance they cover."""
+
+    lines: list[RouteLine] = field(default_factory=list)
+    distance_km: float = 0.0
+
+
+def stop_distance_m(bounds: tuple[Position, Position] | None) -> float:
+    """How far apart two stops of the route between photos must be: finer for a town than for the world."""
+    if bounds is None:
+        return ROUTE_STOP_M
+    (south, west), (north, east) = bounds
+    diagonal_m = haversine_km(south, west, north, east) * 1000
+    return min(ROUTE_STOP_MAX_M, max(ROUTE_STOP_M, diagonal_m / 2000))
+
+
+def in_spans(when: float, spans: Sequence[tuple[float, float]]) -> bool:
+    """True when a time falls in one of the spans (sorted by start)."""
+    i = bisect.bisect_right(spans, (when, math.inf))
+    return i > 0 and spans[i - 1][0] <= when <= spans[i - 1][1]
+
+
+def line_km(coords: Sequence[Position]) -> float:
+    """Length of a line in kilometres."""
+    return sum(haversine_km(*a, *b) for a, b in zip(coords, coords[1:], strict=False))
+
+
+def fit_budget(lines: Sequence[RouteLine], budget: int = ROUTE_BUDGET) -> list[RouteLine]:
+    """The lines simplified (Douglas-Peucker) just enough to hold at most `budget` vertices together.
+
+    Each line is ranked once (simplify_ranks); the tolerance is then the one that keeps the
+    `budget` best-ranked vertices. Coordinates are rounded to 5 decimals (about 1 m).
+    """
+    ranks = [simplify_ranks(geo.unwrap_positions(line.coords)) for line in lines]
+    ordered = sorted((r for line_ranks in ranks for r in line_ranks), reverse=True)
+    tolerance = ordered[budget] if len(ordered) > budget else -1.0
+    return [
+        RouteLine(
+            line.kind,
+            tuple(
+                (round(lat, 5), round(lon, 5))
+                for (lat, lon), rank in zip(line.coords, r, strict=True)
+                if rank > tolerance
+            ),
+            line.name,
+            line.start,
+        )
+        for line, r in zip(lines, ranks, strict=True)
+    ]
+
+
+def extent(
+    bounds: tuple[Position, Position] | None, lines: Sequence[RouteLine]
+) -> tuple[Position, Position] | None:
+    """Bounds around the photos' bounds and the routes; east exceeds 180 when they cross the antimeridian."""
+    lats = [lat for line in lines for lat, _ in line.coords]
+    lons = [lon for line in lines for _, lon in line.coords]
+    if bounds is not None:
+        lats += [bounds[0][0], bounds[1][0]]
+        lons += [bounds[0][1], bounds[1][1]]
+    span = geo.unwrapped_span(lons)
+    if not lats or span is None:
+        return None
+    return (min(lats), span[0]), (max(lats), span[1])

@@ -274,19 +274,21 @@ def test_every_page_api_and_export_copes_with_year_1_and_year_9999(
 
 
 def _page_through_story(app: Flask, trip_id: int, photos: int) -> None:
-    from journal.services import maps, users
+    from journal.services import map_story, mapscope, users
 
     with _sessions(app)() as s:
-        scope = maps.Scope(users.get_user(s, None).id, trip_id)
+        scope = mapscope.Scope(users.get_user(s, None).id, trip_id)
         seen: list[int] = []
-        chunk = maps.story_chunk(s, scope, size=1, number_days=True)
+        chunk = map_story.story_chunk(s, scope, size=1, number_days=True)
         while True:
             seen += [p.id for day in chunk.days for e in day.entries for p in e.photos]
             if chunk.after is None:
                 break
-            chunk = maps.story_chunk(s, scope, after=maps.parse_cursor(chunk.after), size=1, number_days=True)
+            after = map_story.parse_cursor(chunk.after)
+            chunk = map_story.story_chunk(s, scope, after=after, size=1, number_days=True)
         assert len(set(seen)) == photos
-        back = maps.story_chunk(s, scope, before=maps.parse_cursor(chunk.after or chunk.before), size=1)
+        before = map_story.parse_cursor(chunk.after or chunk.before)
+        back = map_story.story_chunk(s, scope, before=before, size=1)
         assert back.days is not None
 
 

@@ -112,7 +112,7 @@ def test_two_trips_ten_years_apart() -> None:
     assert parts[0][0].time < parts[1][0].time
 
 
-# --- simplifying and thinning (journal.services.maps draws long routes with a vertex budget) ----------
+# --- simplifying and thinning (map pages draw long routes with a vertex budget) -----------------------
 
 
 def test_simplify_ranks_give_douglas_peucker_at_every_tolerance() -> None:
@@ -206,3 +206,22 @@ def test_ferry_hop_across_the_antimeridian_is_not_a_jump() -> None:
 def test_thin_measures_across_the_antimeridian() -> None:
     stop = [at(0, -17.0, 179.99999), at(1, -17.0, -179.99999), at(2, -17.0, -179.9)]
     assert len(thin(stop, 150.0, lambda p: (p.lat, p.lon))) == 2  # the first two are 2 m apart
+
+
+# --- lines to draw on a map ---------------------------------------------------------------------------
+
+
+def test_fit_budget_keeps_ends_and_the_budget() -> None:
+    line = route.RouteLine("track", tuple((46 + i * 1e-3, 14 + (i % 7) * 1e-3) for i in range(3000)))
+    other = route.RouteLine("photos", ((45.0, 13.0), (45.5, 13.5)))
+    fitted = route.fit_budget([line, other], budget=500)
+    assert sum(len(f.coords) for f in fitted) <= 500
+    assert fitted[0].coords[0] == line.coords[0] and fitted[0].coords[-1] == (48.999, 14.003)
+    assert fitted[1].coords == other.coords
+    assert route.fit_budget([other], budget=10)[0].coords == other.coords
+
+
+def test_stop_distance_grows_with_the_area() -> None:
+    assert route.stop_distance_m(None) == route.ROUTE_STOP_M
+    assert route.stop_distance_m(((46.0, 14.0), (46.1, 14.1))) == route.ROUTE_STOP_M
+    assert route.stop_distance_m(((-60.0, -170.0), (70.0, 170.0))) == route.ROUTE_STOP_MAX_M

@@ -26,7 +26,7 @@ from journal.cli import cli
 from journal.config import Settings
 from journal.errors import InvalidInput, UnreadableFile, UnsupportedFile
 from journal.models import TileSet
-from journal.services import maps
+from journal.services import tilesets
 
 RED, GREEN, BLUE = (220, 30, 30), (30, 200, 60), (40, 60, 220)
 
@@ -196,46 +196,46 @@ def test_tile_bounds() -> None:
 
 
 def test_register_copies_into_the_data_home(settings: Settings, session: Session, mbtiles: Path) -> None:
-    row = maps.register_tile_set(session, settings, mbtiles)
+    row = tilesets.register_tile_set(session, settings, mbtiles)
     assert Path(row.path) == (settings.tiles_dir / "slovenia.mbtiles").resolve()
     assert Path(row.path).read_bytes() == mbtiles.read_bytes()
-    again = maps.register_tile_set(session, settings, mbtiles)
+    again = tilesets.register_tile_set(session, settings, mbtiles)
     assert again.id == row.id and len(session.scalars(select(TileSet)).all()) == 1
 
 
 def test_register_link_keeps_the_file_in_place(settings: Settings, session: Session, mbtiles: Path) -> None:
-    row = maps.register_tile_set(session, settings, mbtiles, link=True)
+    row = tilesets.register_tile_set(session, settings, mbtiles, link=True)
     assert row.path == str(mbtiles.resolve()) and not settings.tiles_dir.exists()
 
 
 def test_register_refuses_a_different_file_of_the_same_name(
     settings: Settings, session: Session, mbtiles: Path, tmp_path: Path
 ) -> None:
-    maps.register_tile_set(session, settings, mbtiles)
+    tilesets.register_tile_set(session, settings, mbtiles)
     (tmp_path / "other").mkdir()
     other = make_mbtiles(tmp_path / "other" / "slovenia.mbtiles", {(0, 0, 0): png(RED)})
     with pytest.raises(InvalidInput, match="exists with other content"):
-        maps.register_tile_set(session, settings, other)
+        tilesets.register_tile_set(session, settings, other)
 
 
 def test_newest_set_wins_and_bounds_are_honoured(
     settings: Settings, session: Session, tmp_path: Path
 ) -> None:
     world = make_mbtiles(tmp_path / "world.mbtiles", {(1, 0, 0): png(BLUE), (1, 1, 0): png(BLUE)})
-    maps.register_tile_set(session, settings, world)
+    tilesets.register_tile_set(session, settings, world)
     local = make_mbtiles(
         tmp_path / "local.mbtiles",
         {(1, 0, 0): png(RED), (1, 1, 0): png(RED)},
         metadata={"format": "png", "bounds": "-170,10,-100,60", "attribution": "Local"},
     )
-    newer = maps.register_tile_set(session, settings, local)
+    newer = tilesets.register_tile_set(session, settings, local)
     newer.registered_at = newer.registered_at.replace(year=newer.registered_at.year + 1)
     session.flush()
-    west = maps.find_tile(session, 1, 0, 0)
-    east = maps.find_tile(session, 1, 1, 0)  # outside the local set's bounds: the world set answers
+    west = tilesets.find_tile(session, 1, 0, 0)
+    east = tilesets.find_tile(session, 1, 1, 0)  # outside the local set's bounds: the world set answers
     assert west is not None and colour_of(west[0]) == RED and west[1] == "image/png"
     assert east is not None and colour_of(east[0]) == BLUE
-    layer = maps.tile_layer(session)
+    layer = tilesets.tile_layer(session)
     assert layer is not None and (layer.min_zoom, layer.max_zoom, layer.bounds) == (1, 1, None)
     assert layer.attribution == "Local"
 
@@ -251,7 +251,7 @@ def test_cli_tiles_add(runner: CliRunner, settings: Settings, mbtiles: Path) -> 
 def test_tiles_are_served_to_signed_in_users(app: Flask, user_client: FlaskClient, mbtiles: Path) -> None:
     settings: Settings = app.config["JOURNAL_SETTINGS"]
     with app.extensions["journal.sessions"]() as s, s.begin():
-        maps.register_tile_set(s, settings, mbtiles)
+        tilesets.register_tile_set(s, settings, mbtiles)
     response = user_client.get("/tiles/1/1/0")
     assert response.status_code == 200 and response.mimetype == "image/png"
     assert colour_of(response.data) == RED

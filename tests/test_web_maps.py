@@ -18,7 +18,7 @@ from journal.config import Settings
 from journal.models import Photo, Post, Trip
 from journal.web.maps import online_origin
 from tests.conftest import csrf_token, make_user, sign_in
-from tests.test_services_maps import add_photo
+from tests.mapdata import add_photo
 
 EVIL = "<img src=x onerror=alert(1)>"
 

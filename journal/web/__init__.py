@@ -1,4 +1,4 @@
-"""HTTP layer: one blueprint per area; handlers parse, call services, render."""
+"""HTTP layer: one blueprint per area; handlers parse, call services, render (sharing journal.web.context)."""
 
 from __future__ import annotations
 

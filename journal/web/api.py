@@ -7,9 +7,9 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from flask_login import current_user
 
-from journal.app import get_db
 from journal.errors import InvalidInput
 from journal.services import uploads
+from journal.web.context import get_db
 from journal.web.upload import import_request_files
 
 bp = Blueprint("api", __name__, url_prefix="/api")

@@ -25,11 +25,11 @@ from werkzeug.wrappers import Response
 from wtforms import IntegerField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
 
-from journal.app import csrf, get_db, get_settings, login_manager
 from journal.errors import AuthError, JournalError
 from journal.models import User
 from journal.services import users
 from journal.services.throttle import Throttle
+from journal.web.context import csrf, get_db, get_settings, login_manager
 
 bp = Blueprint("auth", __name__)
 
@@ -131,6 +131,18 @@ class TokenForm(FlaskForm):  # type: ignore[misc]
         "Expires after (days, empty: never)",
         validators=[Optional(), NumberRange(min=1, max=users.MAX_TOKEN_DAYS)],
     )
+
+
+@login_manager.user_loader
+def _load_user(session_id: str) -> LoginUser | None:
+    """The cookie names a server-side session (not a user id), so that ending it revokes the cookie."""
+    session = get_db()
+    user = users.user_for_session(session, session_id)
+    if user is None:
+        return None
+    if session.dirty:
+        session.commit()  # keeps last_seen_at
+    return LoginUser(user, session_id=session_id)
 
 
 @login_manager.request_loader

@@ -27,20 +27,19 @@ from flask import (
     send_file,
     url_for,
 )
-from flask.blueprints import BlueprintSetupState
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.datastructures import MultiDict
 
 from journal import ids
-from journal.app import ERROR_STATUS, get_db, get_settings
 from journal.config import Settings
 from journal.errors import Conflict, InvalidInput, JournalError, NotFound, QuotaExceeded
 from journal.models import Trip
 from journal.platforms import PLATFORMS, Platform
 from journal.privacy import check_location_mode
 from journal.services import exporting, publishing, quota, recipients, zones
+from journal.web.context import error_status, get_db, get_settings, session_factory
 
 logger = logging.getLogger(__name__)
 
@@ -154,11 +153,6 @@ class Jobs:
             del self._jobs[job_id]
 
 
-@bp.record_once
-def _init_jobs(state: BlueprintSetupState) -> None:
-    state.app.extensions.setdefault(JOBS_KEY, Jobs())
-
-
 def jobs() -> Jobs:
     """The app's job registry."""
     registry: Jobs = current_app.extensions[JOBS_KEY]
@@ -268,7 +262,7 @@ def render_page(error: str | None = None, status: int = 200) -> tuple[str, int]:
 def _form_error(exc: JournalError) -> tuple[Any, int]:
     """A refused form: JSON for export.js, else the page again with the message."""
     get_db().rollback()
-    status = ERROR_STATUS.get(type(exc), 400)
+    status = error_status(exc)
     if request.accept_mimetypes.best == "application/json":
         return jsonify(error=str(exc)), status
     return render_page(str(exc), status)
@@ -288,7 +282,7 @@ def start() -> Any:
     """Run an export: in the background for export.js (202 + job URL), else right away (303 back)."""
     try:
         req = parse_export_form(request.form, current_user.id)
-        factory, settings = current_app.extensions["journal.sessions"], get_settings()
+        factory, settings = session_factory(), get_settings()
         exporting.check_request(get_db(), settings, req)
         if jobs().running(current_user.id):
             raise Conflict("an export is already running; wait for it to finish")

@@ -8,8 +8,8 @@ from typing import Any
 from flask import Blueprint, Response, request, stream_with_context, url_for
 from flask_login import current_user
 
-from journal.app import get_db
 from journal.services import editing, library
+from journal.web.context import get_db
 from journal.web.media import VERSION_CHARS
 
 bp = Blueprint("geo_api", __name__)

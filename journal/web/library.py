@@ -11,10 +11,10 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from journal.app import ERROR_STATUS, get_db, get_settings
 from journal.errors import Conflict, InvalidInput
 from journal.models import Photo
 from journal.services import editing, geotagging, library, quota
+from journal.web.context import error_status, get_db, get_settings
 
 bp = Blueprint("library", __name__)
 
@@ -24,7 +24,6 @@ FORM_ERRORS = (InvalidInput, Conflict)
 HAS_LEAFLET = (Path(__file__).resolve().parent.parent / "static/vendor/leaflet/leaflet.js").is_file()
 
 
-@bp.app_template_global()
 def thumb_box(photo: Photo) -> tuple[int, int]:
     """Width and height of a photo's thumbnail (for the img attributes that prevent layout shift)."""
     return library.thumb_dimensions(photo.web_width, photo.web_height, get_settings().thumb_size)
@@ -51,7 +50,7 @@ def apply_edit(
         change(session)
     except FORM_ERRORS as exc:
         session.rollback()
-        return page(str(exc)), ERROR_STATUS.get(type(exc), 400)
+        return page(str(exc)), error_status(exc)
     session.commit()
     flash(message if isinstance(message, str) else message())
     return redirect(done(), 303)

@@ -20,9 +20,20 @@ from flask import Blueprint, Response, g, jsonify, render_template, request, url
 from flask_login import current_user
 from PIL import Image
 
-from journal.app import get_db, get_settings
+from journal import route
 from journal.errors import InvalidInput
-from journal.services import editing, geotagging, library, maps
+from journal.services import (
+    editing,
+    geotagging,
+    library,
+    map_points,
+    map_routes,
+    map_story,
+    maps,
+    mapscope,
+    tilesets,
+)
+from journal.web.context import get_db, get_settings
 from journal.web.media import VERSION_CHARS
 
 bp = Blueprint("maps", __name__)
@@ -43,7 +54,6 @@ def empty_tile() -> bytes:
     return buffer.getvalue()
 
 
-@bp.after_app_request
 def cache_static_assets(response: Response) -> Response:
     """A week's cache for /static/basemap/* and /static/vendor/*: the map's big, rarely changing files."""
     filename = (request.view_args or {}).get("filename", "")
@@ -58,8 +68,8 @@ def _trip_arg() -> int | None:
     return editing.parse_id(request.args.get("trip"), "trip")
 
 
-def _scope(trip_id: int | None) -> maps.Scope:
-    return maps.scope_for(get_db(), current_user.id, trip_id)
+def _scope(trip_id: int | None) -> mapscope.Scope:
+    return mapscope.scope_for(get_db(), current_user.id, trip_id)
 
 
 def _pattern(endpoint: str, **values: Any) -> str:
@@ -67,7 +77,7 @@ def _pattern(endpoint: str, **values: Any) -> str:
     return url_for(endpoint, photo_id=_SENTINEL_ID, **values).replace(str(_SENTINEL_ID), "{id}")
 
 
-def _urls(scope: maps.Scope) -> Callable[[str], str]:
+def _urls(scope: mapscope.Scope) -> Callable[[str], str]:
     trip: dict[str, Any] = {"trip": scope.trip_id} if scope.trip_id is not None else {}
     static = {
         "worker": "js/journal-map-worker.js",
@@ -103,24 +113,24 @@ def _online_tiles() -> str:
     return template
 
 
-def render_map(scope: maps.Scope) -> str:
+def render_map(scope: mapscope.Scope) -> str:
     """A map journal page: map config, routes, the first story chunk and photos without a position."""
     session = get_db()
     info = maps.summary(session, scope)
-    routes = maps.routes(session, scope, bounds=info.bounds)
+    routes = map_routes.routes(session, scope, bounds=info.bounds)
     config = maps.map_config(
         urls=_urls(scope),
-        bounds=maps.extent(info.bounds, routes.lines),
+        bounds=route.extent(info.bounds, routes.lines),
         lines=routes.lines,
-        layer=maps.tile_layer(session),
+        layer=tilesets.tile_layer(session),
         online_tiles_url=_online_tiles(),
     )
     return render_template(
         "maps/map.html",
         info=info,
         routes=routes,
-        chunk=maps.story_chunk(session, scope, number_days=scope.trip_id is not None),
-        unlocated=maps.unlocated(session, scope),
+        chunk=map_story.story_chunk(session, scope, number_days=scope.trip_id is not None),
+        unlocated=map_story.unlocated(session, scope),
         trips=maps.trip_links(session, current_user.id) if scope.trip_id is None else [],
         scope=scope,
         config_json=maps.config_json(config),
@@ -143,11 +153,11 @@ def trip(trip_id: int) -> Any:
 def story() -> Any:
     """A chunk of the story as HTML: `after`/`before` a cursor, or `around` a photo (its whole day)."""
     scope = _scope(_trip_arg())
-    chunk = maps.story_chunk(
+    chunk = map_story.story_chunk(
         get_db(),
         scope,
-        after=maps.parse_cursor(request.args.get("after")),
-        before=maps.parse_cursor(request.args.get("before")),
+        after=map_story.parse_cursor(request.args.get("after")),
+        before=map_story.parse_cursor(request.args.get("before")),
         around=editing.parse_id(request.args.get("around"), "photo"),
         number_days=scope.trip_id is not None,
     )
@@ -158,7 +168,7 @@ def story() -> Any:
 def unlocated() -> Any:
     """More photos without a position, as list items."""
     scope = _scope(_trip_arg())
-    page = maps.unlocated(get_db(), scope, after=maps.parse_cursor(request.args.get("after")))
+    page = map_story.unlocated(get_db(), scope, after=map_story.parse_cursor(request.args.get("after")))
     return render_template("maps/_unlocated.html", unlocated=page, scope=scope)
 
 
@@ -169,11 +179,11 @@ def points() -> Any:
     The map's answer to /api/photos.geojson at scale (about 30 bytes a photo); popups fetch their
     details from /api/map/photos. `?trip=<id>` for one trip.
     """
-    body = maps.points_json(get_db(), _scope(_trip_arg()))
+    body = map_points.points_json(get_db(), _scope(_trip_arg()))
     return Response(body, mimetype="application/json", headers={"Cache-Control": "private, no-cache"})
 
 
-def card_json(card: maps.PhotoCard) -> dict[str, Any]:
+def card_json(card: map_points.PhotoCard) -> dict[str, Any]:
     """A popup's fields; text stays text (the map writes it with textContent)."""
     return {
         "id": card.id,
@@ -194,7 +204,7 @@ def card_json(card: maps.PhotoCard) -> dict[str, Any]:
 @bp.get("/api/map/photos")
 def details() -> Any:
     """Popup details of the user's photos: ``?ids=1,2,3`` -> ``{"photos": {"1": {...}, ...}}``."""
-    cards = maps.photo_cards(get_db(), current_user.id, maps.parse_ids(request.args.get("ids")))
+    cards = map_points.photo_cards(get_db(), current_user.id, map_points.parse_ids(request.args.get("ids")))
     return jsonify(photos={str(card.id): card_json(card) for card in cards})
 
 
@@ -210,13 +220,13 @@ def place(photo_id: int) -> Any:
         session, photo, *editing.parse_position(str(payload.get("lat")), str(payload.get("lon")))
     )
     session.commit()
-    (card,) = maps.photo_cards(session, current_user.id, [photo_id])
+    (card,) = map_points.photo_cards(session, current_user.id, [photo_id])
     return jsonify(card_json(card))
 
 
 @bp.get("/tiles/<int:z>/<int:x>/<int:y>")
 def tile(z: int, x: int, y: int) -> Any:
     """A tile of the registered offline tile sets (a transparent one where none has it)."""
-    found = maps.find_tile(get_db(), z, x, y)
+    found = tilesets.find_tile(get_db(), z, x, y)
     data, mimetype = found if found is not None else (empty_tile(), "image/png")
     return Response(data, mimetype=mimetype, headers={"Cache-Control": TILE_CACHE})

@@ -17,9 +17,9 @@ from flask import Blueprint, request, send_file, url_for
 from flask_login import current_user
 
 from journal import storage
-from journal.app import get_db, get_settings
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo
+from journal.web.context import get_db, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ _TYPES = {
 _UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f"\\/]')
 
 
-@bp.app_template_global()
 def photo_url(photo: Photo, kind: str = "thumb") -> str:
     """The cacheable URL of a photo's original or rendition (usable in templates and the GeoJSON)."""
     if kind not in KINDS:

@@ -10,9 +10,9 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from journal.app import get_db
 from journal.models import Post
 from journal.services import editing, library, posts, publishing
+from journal.web.context import get_db
 from journal.web.library import apply_edit
 
 bp = Blueprint("posts", __name__)

@@ -9,12 +9,12 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from journal.app import get_db, get_settings
 from journal.config import duration_s
 from journal.errors import InvalidInput
 from journal.geotag import PlacePolicy
 from journal.models import Trip
 from journal.services import editing, geotagging, trips
+from journal.web.context import error_status, get_db, get_settings
 from journal.web.library import apply_edit, optional_url
 
 bp = Blueprint("trips", __name__)
@@ -163,7 +163,7 @@ def clock_photo(trip_id: int) -> Any:
         fix = geotagging.preview_clock_from_photo(session, get_settings(), current_user.id, photo_id, shown)
     except InvalidInput as exc:
         session.rollback()
-        return render_trip(trip_id, str(exc)), 400
+        return render_trip(trip_id, str(exc)), error_status(exc)
     return render_template(
         "trips/clock_preview.html",
         trip=trip,

@@ -16,16 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
-from flask import Blueprint, Flask, Request, current_app, render_template, request, url_for
-from flask.blueprints import BlueprintSetupState
+from flask import Blueprint, Request, current_app, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
-from journal.app import get_db, get_settings
 from journal.services import uploads
+from journal.web.context import get_db, get_settings, session_factory
 
 logger = logging.getLogger(__name__)
 
@@ -183,21 +181,6 @@ class StagingRequest(Request):
             raise BadRequest(UNREADABLE_HEADER) from exc
         except ValueError as exc:
             raise BadRequest(f"the form could not be read: {exc}") from exc
-
-
-@bp.record_once
-def _use_staging_requests(state: BlueprintSetupState) -> None:
-    # Files must be spooled to staging before the CSRF check parses the form, so this is app-wide.
-    app = state.app
-    assert isinstance(app, Flask)
-    if not issubclass(app.request_class, StagingRequest):
-        app.request_class = StagingRequest
-
-
-def session_factory() -> sessionmaker[Session]:
-    """The app's session factory (the importer opens one short transaction per photo)."""
-    factory: sessionmaker[Session] = current_app.extensions["journal.sessions"]
-    return factory
 
 
 @contextlib.contextmanager

@@ -659,7 +659,7 @@
   }
 
   function crossesAntimeridian(config) {
-    // The page's bounds and routes come unwrapped (journal/services/maps.py): east of 180 when they cross it.
+    // The page's bounds and routes come unwrapped (journal/route.py, extent): east of 180 when they cross it.
     if (config.bounds && config.bounds[1][1] > 180) return true;
     return (config.routes || []).some(function (route) {
       return (route.coords || []).some(function (c) {
