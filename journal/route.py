@@ -92,9 +92,11 @@ def _offset(point: tuple[float, float], a: tuple[float, float], b: tuple[float, 
     """Distance (in degrees, flat) from point to the segment a-b."""
     (py, px), (ay, ax), (by, bx) = point, a, b
     dx, dy = bx - ax, by - ay
-    if dx == 0 and dy == 0:
+    length = math.hypot(dx, dy)  # hypot neither underflows nor overflows where dx*dx + dy*dy would
+    if length == 0:
         return math.hypot(px - ax, py - ay)
-    t = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy)))
+    along = ((px - ax) * (dx / length) + (py - ay) * (dy / length)) / length
+    t = max(0.0, min(1.0, along))
     return math.hypot(px - (ax + t * dx), py - (ay + t * dy))
 
 

@@ -131,6 +131,22 @@ def test_simplify_keeps_a_curve_at_zero_and_its_ends_at_a_large_tolerance() -> N
     assert simplify(curve, 1.0) == [curve[0], curve[-1]]
 
 
+@pytest.mark.parametrize(
+    ("points", "middle"),
+    [
+        ([(1e-266, 179.9), (1e-266, 180.1), (5e-324, 179.9)], 0.2),  # the span's square underflows to 0
+        ([(0.0, 0.0), (1e-160, 1e-160), (2e-160, 0.0)], 1e-160),
+        ([(-89.999, -1e-200), (-89.999, 1e-200), (-89.999, 3e-200)], 0.0),
+    ],
+)
+def test_simplify_ranks_of_subnormal_spans(points: list[tuple[float, float]], middle: float) -> None:
+    """A span too short to square (the sweep found one in a GPX track) ranks its points: no division by 0."""
+    ranks = simplify_ranks(points)
+    assert ranks[0] == ranks[-1] == float("inf")
+    assert ranks[1] == pytest.approx(middle, rel=1e-6, abs=1e-300)
+    assert simplify(points, 1.0) == [points[0], points[-1]]
+
+
 def test_thin_merges_points_at_one_stop() -> None:
     stop = [at(i, 46.0 + i * 1e-6, 14.5) for i in range(10)]  # within a metre
     moved = [at(20, 46.01, 14.5), at(21, 46.0101, 14.5)]
