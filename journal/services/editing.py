@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from journal import geo, ids, places, storage
+from journal import geo, places, storage
 from journal.errors import InvalidInput, NotFound
 from journal.models import Photo, Post, Tag, Trip, utcnow
 from journal.services.owned import owned
@@ -119,11 +119,6 @@ def set_trip(session: Session, post: Post, trip_id: int | None) -> None:
     post.trip_id = trip.id if trip else None
     post.updated_at = utcnow()
     session.flush()
-
-
-def parse_id(text: str | None, what: str = "choice") -> int | None:
-    """An id from a form field; None for empty; InvalidInput for anything but digits, NotFound past MAX_ID."""
-    return ids.parse_id(text, what)
 
 
 # --- position ------------------------------------------------------------------------------------

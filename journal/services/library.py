@@ -393,18 +393,8 @@ class GridView:
     counts: LibraryCounts
 
 
-def grid_view(
-    session: Session,
-    user_id: int,
-    flt: LibraryFilter,
-    *,
-    after: str | None = None,
-    before: str | None = None,
-    limit: int = PAGE_SIZE,
-    thumb_size: int = 400,
-) -> GridView:
-    """The library page's data: one page of the grid plus the trips and counts around it."""
-    page = list_page(session, user_id, flt, after=after, before=before, limit=limit, thumb_size=thumb_size)
+def grid_view(session: Session, user_id: int, flt: LibraryFilter, page: Page) -> GridView:
+    """The library page's data: a page of the grid (from list_page) plus the trips and counts around it."""
     return GridView(page, flt, list_trips(session, user_id), library_counts(session, user_id))
 
 

@@ -6,12 +6,12 @@ so the imports run one way only (journal.app -> journal.web).
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import errors
+from journal import errors, ids
 from journal.config import Settings
 
 SETTINGS_KEY = "JOURNAL_SETTINGS"
@@ -71,3 +71,13 @@ def close_db(_exc: BaseException | None = None) -> None:
     session = g.pop("db", None)
     if session is not None:
         session.close()
+
+
+def form_id(field: str, what: str | None = None) -> int | None:
+    """The id posted in a form field (None when empty); InvalidInput for anything but an id."""
+    return ids.parse_id(request.form.get(field), what or field)
+
+
+def arg_id(field: str, what: str | None = None) -> int | None:
+    """The id in a query-string argument (None when absent or empty); InvalidInput for anything but an id."""
+    return ids.parse_id(request.args.get(field), what or field)

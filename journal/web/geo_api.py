@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Blueprint, Response, request, stream_with_context, url_for
+from flask import Blueprint, Response, stream_with_context, url_for
 from flask_login import current_user
 
-from journal.services import editing, library
-from journal.web.context import get_db
+from journal.services import library
+from journal.web.context import arg_id, get_db
 from journal.web.media import VERSION_CHARS
 
 bp = Blueprint("geo_api", __name__)
@@ -29,7 +29,7 @@ def thumb_url_maker() -> Callable[[int, str], str]:
 @bp.get("/api/photos.geojson")
 def photos_geojson() -> Any:
     """The user's photos with a position as a GeoJSON FeatureCollection (`?trip=<id>` for one trip)."""
-    trip_id = editing.parse_id(request.args.get("trip"), "trip")
+    trip_id = arg_id("trip")
     chunks = library.geojson_chunks(get_db(), current_user.id, thumb_url_maker(), trip_id=trip_id)
     first = next(chunks)  # runs the query now, so a bad trip id answers 404 before streaming starts
     body = stream_with_context(_prepend(first, chunks))

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 from journal.errors import Conflict, InvalidInput
 from journal.models import Photo
 from journal.services import editing, geotagging, library, quota
-from journal.web.context import error_status, get_db, get_settings
+from journal.web.context import error_status, form_id, get_db, get_settings
 
 bp = Blueprint("library", __name__)
 
@@ -101,15 +101,16 @@ def render_photo(photo_id: int, error: str | None = None) -> str:
 def index() -> Any:
     """The photo grid, newest first, filtered by trip, dates or missing position, a page at a time."""
     args, settings = request.args, get_settings()
-    grid = library.grid_view(
-        get_db(),
+    db, flt = get_db(), _filter()
+    page = library.list_page(
+        db,
         current_user.id,
-        _filter(),
+        flt,
         after=args.get("after"),
         before=args.get("before"),
-        limit=library.PAGE_SIZE,
         thumb_size=settings.thumb_size,
     )
+    grid = library.grid_view(db, current_user.id, flt, page)
     return render_template(
         "library/index.html",
         grid=grid,
@@ -152,10 +153,9 @@ def tags(photo_id: int) -> Any:
 @bp.post("/photos/<int:photo_id>/trip")
 def trip(photo_id: int) -> Any:
     """Put the photo's post on a trip (or on none)."""
-    value = request.form.get("trip")
 
     def change(session: Session, photo: Photo) -> None:
-        editing.set_trip(session, editing.post_of(session, photo), editing.parse_id(value, "trip"))
+        editing.set_trip(session, editing.post_of(session, photo), form_id("trip"))
 
     return _edit_photo(photo_id, change, "Trip saved.")
 

@@ -33,7 +33,7 @@ from journal.services import (
     mapscope,
     tilesets,
 )
-from journal.web.context import get_db, get_settings
+from journal.web.context import arg_id, get_db, get_settings
 from journal.web.media import VERSION_CHARS
 
 bp = Blueprint("maps", __name__)
@@ -62,10 +62,6 @@ def cache_static_assets(response: Response) -> Response:
         response.cache_control.max_age = STATIC_MAX_AGE
         response.cache_control.no_cache = None
     return response
-
-
-def _trip_arg() -> int | None:
-    return editing.parse_id(request.args.get("trip"), "trip")
 
 
 def _scope(trip_id: int | None) -> mapscope.Scope:
@@ -152,13 +148,13 @@ def trip(trip_id: int) -> Any:
 @bp.get("/map/story")
 def story() -> Any:
     """A chunk of the story as HTML: `after`/`before` a cursor, or `around` a photo (its whole day)."""
-    scope = _scope(_trip_arg())
+    scope = _scope(arg_id("trip"))
     chunk = map_story.story_chunk(
         get_db(),
         scope,
         after=map_story.parse_cursor(request.args.get("after")),
         before=map_story.parse_cursor(request.args.get("before")),
-        around=editing.parse_id(request.args.get("around"), "photo"),
+        around=arg_id("around", "photo"),
         number_days=scope.trip_id is not None,
     )
     return render_template("maps/_chunk.html", chunk=chunk)
@@ -167,7 +163,7 @@ def story() -> Any:
 @bp.get("/map/unlocated")
 def unlocated() -> Any:
     """More photos without a position, as list items."""
-    scope = _scope(_trip_arg())
+    scope = _scope(arg_id("trip"))
     page = map_story.unlocated(get_db(), scope, after=map_story.parse_cursor(request.args.get("after")))
     return render_template("maps/_unlocated.html", unlocated=page, scope=scope)
 
@@ -179,7 +175,7 @@ def points() -> Any:
     The map's answer to /api/photos.geojson at scale (about 30 bytes a photo); popups fetch their
     details from /api/map/photos. `?trip=<id>` for one trip.
     """
-    body = map_points.points_json(get_db(), _scope(_trip_arg()))
+    body = map_points.points_json(get_db(), _scope(arg_id("trip")))
     return Response(body, mimetype="application/json", headers={"Cache-Control": "private, no-cache"})
 
 

@@ -10,9 +10,10 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
+from journal import ids
 from journal.models import Post
 from journal.services import editing, library, posts, publishing
-from journal.web.context import get_db
+from journal.web.context import form_id, get_db
 from journal.web.library import apply_edit
 
 bp = Blueprint("posts", __name__)
@@ -46,15 +47,15 @@ def _edit_post(post_id: int, change: Callable[[Session, Post], object], message:
 
 
 def _selected_ids() -> list[int]:
-    ids = [editing.parse_id(value, "photo") for value in request.form.getlist("photo")]
-    return [i for i in ids if i is not None]
+    chosen = [ids.parse_id(value, "photo") for value in request.form.getlist("photo")]
+    return [i for i in chosen if i is not None]
 
 
 @bp.post("/posts")
 def create() -> Response:
     """Make a post of the photos selected in the grid (they leave their old posts)."""
     session, form = get_db(), request.form
-    trip_id = editing.parse_id(form.get("trip"), "trip")
+    trip_id = form_id("trip")
     post = posts.create_post(
         session, current_user.id, _selected_ids(), caption=form.get("caption", ""), trip_id=trip_id
     )
@@ -80,10 +81,7 @@ def caption(post_id: int) -> Any:
 @bp.post("/posts/<int:post_id>/trip")
 def trip(post_id: int) -> Any:
     """Put the post on a trip, or on none."""
-    value = request.form.get("trip")
-    return _edit_post(
-        post_id, lambda s, post: editing.set_trip(s, post, editing.parse_id(value, "trip")), "Trip saved."
-    )
+    return _edit_post(post_id, lambda s, post: editing.set_trip(s, post, form_id("trip")), "Trip saved.")
 
 
 @bp.post("/posts/<int:post_id>/photos/<int:photo_id>/move")

@@ -14,7 +14,7 @@ from journal.errors import InvalidInput
 from journal.geotag import PlacePolicy
 from journal.models import Trip
 from journal.services import editing, geotagging, trips
-from journal.web.context import error_status, get_db, get_settings
+from journal.web.context import error_status, form_id, get_db, get_settings
 from journal.web.library import apply_edit, optional_url
 
 bp = Blueprint("trips", __name__)
@@ -147,7 +147,7 @@ def place(trip_id: int) -> Any:
 
 
 def _clock_photo_form() -> tuple[int, Any]:
-    photo_id = editing.parse_id(request.form.get("photo"), "photo")
+    photo_id = form_id("photo")
     if photo_id is None:
         raise InvalidInput("pick the photo that shows a clock")
     return photo_id, geotagging.parse_shown_time(request.form.get("shown", ""))
