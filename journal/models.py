@@ -34,6 +34,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UserOwned:
+    """A row that belongs to one account and goes when the account does; look such rows up with
+    services.owned.owned(), so that somebody else's row is "not found"."""
+
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-2)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, sort_order=-1
+    )
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores aware datetimes as naive UTC (portable across SQLite and PostgreSQL); returns aware UTC."""
 
@@ -63,13 +73,11 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ApiToken(Base):
+class ApiToken(UserOwned, Base):
     """A bearer token for /api/*, stored as its SHA-256 only."""
 
     __tablename__ = "api_tokens"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     #: The token's name, chosen by its owner (shown in `journal token list` and on the tokens page).
     label: Mapped[str | None] = mapped_column(String(200))
@@ -79,7 +87,7 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class UserSession(Base):
+class UserSession(UserOwned, Base):
     """A signed-in browser: the cookie carries a random id whose SHA-256 is this row.
 
     Deleting the row (logout, password change, "sign out everywhere") revokes that cookie even if
@@ -88,8 +96,6 @@ class UserSession(Base):
 
     __tablename__ = "user_sessions"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: Refreshed at most every few minutes; sessions idle for long are pruned.
@@ -111,14 +117,12 @@ class LoginThrottle(Base):
     next_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Trip(Base):
+class Trip(UserOwned, Base):
     """A journey: a title, dates and the posts made on it."""
 
     __tablename__ = "trips"
     __table_args__ = (UniqueConstraint("user_id", "title"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     start_date: Mapped[date | None] = mapped_column(Date)
@@ -140,24 +144,20 @@ photo_tags = Table(
 )
 
 
-class Tag(Base):
+class Tag(UserOwned, Base):
     """A user's label for photos."""
 
     __tablename__ = "tags"
     __table_args__ = (UniqueConstraint("user_id", "name"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
 
 
-class Post(Base):
+class Post(UserOwned, Base):
     """What gets published: a caption and one or more photos in order."""
 
     __tablename__ = "posts"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     trip_id: Mapped[int | None] = mapped_column(ForeignKey("trips.id", ondelete="SET NULL"), index=True)
     caption: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -167,7 +167,7 @@ class Post(Base):
     photos: Mapped[list[Photo]] = relationship(back_populates="post", order_by="(Photo.position, Photo.id)")
 
 
-class Photo(Base):
+class Photo(UserOwned, Base):
     """One stored original with what its metadata says, and where it is on disk."""
 
     __tablename__ = "photos"
@@ -178,8 +178,6 @@ class Photo(Base):
         Index("ix_photos_user_lat_sort", "user_id", "lat", "sort_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"), index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
     sha256: Mapped[str] = mapped_column(String(64))
@@ -244,13 +242,11 @@ def _keep_sort_at(_mapper: object, _connection: object, photo: Photo) -> None:
     )
 
 
-class ImportFailure(Base):
+class ImportFailure(UserOwned, Base):
     """A file that could not be imported, and why (shown to the user, never silently lost)."""
 
     __tablename__ = "import_failures"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     source_name: Mapped[str] = mapped_column(String(1024))
     reason: Mapped[str] = mapped_column(String(1024))
     sha256: Mapped[str | None] = mapped_column(String(64))
@@ -261,13 +257,11 @@ class ImportFailure(Base):
 # --- exports, publications, outgoing e-mail, privacy zones (journal export / send / published) ---
 
 
-class Export(Base):
+class Export(UserOwned, Base):
     """One written bundle (a zip or an .eml) of one export run: which batch, its hash and settings."""
 
     __tablename__ = "exports"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     trip_id: Mapped[int | None] = mapped_column(ForeignKey("trips.id", ondelete="SET NULL"), index=True)
     #: The batches written by one `journal export` share a run id.
     run_id: Mapped[str] = mapped_column(String(32), index=True)
@@ -336,13 +330,11 @@ class OutgoingMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(1024))
 
 
-class PrivacyZone(Base):
+class PrivacyZone(UserOwned, Base):
     """A circle (home, family) inside which no photo's position is ever exported."""
 
     __tablename__ = "privacy_zones"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     label: Mapped[str] = mapped_column(String(100), default="")
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
@@ -353,7 +345,7 @@ class PrivacyZone(Base):
 # --- GPX tracks and offline tile sets (journal import *.gpx / journal tiles add) ---------------
 
 
-class Track(Base):
+class Track(UserOwned, Base):
     """A recorded GPX track: the stored file, its time span, and a simplified geometry for drawing.
 
     ``geometry`` is a list of segments, each a list of ``[lat, lon, unix_time or null]`` points,
@@ -366,8 +358,6 @@ class Track(Base):
         Index("ix_tracks_user_span", "user_id", "started_at", "ended_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     trip_id: Mapped[int | None] = mapped_column(ForeignKey("trips.id", ondelete="SET NULL"), index=True)
     name: Mapped[str] = mapped_column(String(255), default="")
     original_name: Mapped[str] = mapped_column(String(1024), default="")

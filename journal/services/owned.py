@@ -7,9 +7,9 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from journal.errors import NotFound
-from journal.models import Export, Photo, Trip
+from journal.models import UserOwned
 
-Owned = TypeVar("Owned", Export, Photo, Trip)
+Owned = TypeVar("Owned", bound=UserOwned)
 
 
 def owned(session: Session, model: type[Owned], row_id: int, user_id: int, what: str) -> Owned:
