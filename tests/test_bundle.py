@@ -31,7 +31,8 @@ from journal.bundle import (
     write_bundle_zip,
 )
 from journal.errors import InvalidInput, UnreadableFile
-from journal.privacy import ByteSink, ExifKeep, scrub_jpeg, scrubbed_size_bound
+from journal.privacy import ExifKeep, scrub_jpeg, scrubbed_size_bound
+from journal.streams import ByteSink
 
 CREATED = "2024-06-01T12:00:00Z"
 UNZIP = shutil.which("unzip")

@@ -23,7 +23,7 @@ STORED = re.compile(r"^(originals|web|thumb)/(\d+)/[0-9a-f]{2}/([0-9a-f]{64})\.[
 def journal(home: Path, *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
     env = {**os.environ, "JOURNAL_HOME": str(home), "JOURNAL_WORKERS": "2"}
     env.pop("JOURNAL_DATABASE_URL", None)
-    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+    return subprocess.Popen(  # type: ignore[call-overload]
         [sys.executable, "-m", "journal", *args], env=env, start_new_session=True, **kwargs
     )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from journal import db
-from journal.models import Base
+from journal.db import Base
 
 
 def test_empty_database_upgrades_to_head(tmp_path: Path) -> None:

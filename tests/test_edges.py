@@ -326,7 +326,7 @@ def _export_everything(app: Flask, out: Path, trip_id: int) -> None:
             format=fmt,
             out_dir=out / fmt,
             include_exported=True,
-            trip_id=trip_id,  # type: ignore[arg-type]
+            trip_id=trip_id,
         )
         outcome = exporting.run_export(_sessions(app), settings, request)
         assert outcome.bundles, outcome
@@ -473,6 +473,6 @@ def test_migration_0007_marks_the_photos_already_stored(tmp_path: Path) -> None:
             )
     db.ensure_schema(engine)
     with engine.connect() as conn:
-        marked = dict(conn.execute(text("SELECT id, clock_wrong FROM photos")).all())
+        marked: dict[int, int] = dict(conn.execute(text("SELECT id, clock_wrong FROM photos")).all())
     assert marked == {1: 1, 2: 0, 3: 0, 4: 1, 5: 1}
     engine.dispose()

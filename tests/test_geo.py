@@ -111,7 +111,7 @@ def test_unwrap_positions_takes_the_short_way() -> None:
 def test_unwrapped_span_crosses_when_shorter() -> None:
     from journal.geo import unwrapped_span
 
-    assert unwrapped_span([179.99, -179.99]) == (179.99, pytest.approx(180.01))
+    assert unwrapped_span([179.99, -179.99]) == pytest.approx((179.99, 180.01))
     assert unwrapped_span([10, 20]) == (10, 20)
     assert unwrapped_span([]) is None
 

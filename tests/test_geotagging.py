@@ -15,6 +15,7 @@ import subprocess
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -38,6 +39,12 @@ SEGMENTS = [
 ]
 KST = timedelta(hours=9)
 SLOW = timedelta(minutes=10)  # the camera's clock was 10 minutes behind
+
+
+def off_m(lat: float | None, lon: float | None, true_lat: float, true_lon: float) -> float:
+    """How far a stored position is from the true one, in metres (a photo without one fails here)."""
+    assert lat is not None and lon is not None, "no position"
+    return haversine_m(lat, lon, true_lat, true_lon)
 
 
 def true_position(when: datetime) -> tuple[float, float]:
@@ -87,7 +94,7 @@ def make_photos(folder: Path, *, offset: str = "+09:00", zone: timedelta = KST) 
     """The twelve photos, their EXIF times as the slow camera recorded them (local time, offset)."""
     everything = {**ON_TRACK, **AFTER, **WITH_GPS, **MANUAL}
     for i, (name, true) in enumerate(sorted(everything.items())):
-        gps = dict(zip(("lat", "lon"), BUSAN, strict=True)) if name in WITH_GPS else {}
+        gps: dict[str, Any] = dict(zip(("lat", "lon"), BUSAN, strict=True)) if name in WITH_GPS else {}
         local = (true - SLOW + zone).replace(tzinfo=None)
         make_jpeg(folder / f"{name}.jpg", (96, 64), seed=100 + i, taken_at=local, offset=offset, **gps)
     return folder
@@ -130,7 +137,7 @@ def assert_on_true_track(found: dict[str, Photo], names: list[str]) -> None:
         photo = found[name]
         assert photo.location_source == "track", name
         assert photo.lat is not None and photo.lon is not None, name
-        assert haversine_m(photo.lat, photo.lon, *true_position(ON_TRACK[name])) < 1.0, name
+        assert off_m(photo.lat, photo.lon, *true_position(ON_TRACK[name])) < 1.0, name
 
 
 def assert_untouched(found: dict[str, Photo]) -> None:
@@ -152,7 +159,7 @@ def test_import_report_counts_photos_placed_in_the_same_run(walk: CliRunner, set
     # Placed at the (wrong) moments the slow camera recorded.
     for name in ("b", "c", "e", "f"):
         assert found[name].location_source == "track"
-        assert haversine_m(found[name].lat, found[name].lon, *true_position(ON_TRACK[name] - SLOW)) < 1.0
+        assert off_m(found[name].lat, found[name].lon, *true_position(ON_TRACK[name] - SLOW)) < 1.0
     assert found["a"].lat is None and found["d"].lat is None
 
 
@@ -253,14 +260,14 @@ def test_time_zone_set_by_hand_moves_the_track_position(
     alice = client
     sign_in(alice)
     assert photo.lat is not None  # placed at the wrong moment (one hour off)
-    assert haversine_m(photo.lat, photo.lon, *true_position(true + timedelta(hours=1))) < 1.0
+    assert off_m(photo.lat, photo.lon, *true_position(true + timedelta(hours=1))) < 1.0
     token = csrf_token(alice, f"/photos/{photo.id}")
     response = alice.post(
         f"/photos/{photo.id}/timezone", data={"timezone": "Asia/Seoul", "csrf_token": token}
     )
     assert response.status_code == 303
     (photo,) = photos(settings, factory).values()
-    assert haversine_m(photo.lat, photo.lon, *true_position(true)) < 1.0
+    assert off_m(photo.lat, photo.lon, *true_position(true)) < 1.0
 
 
 def test_position_source_everywhere(walk: CliRunner, settings: Settings, alice: FlaskClient) -> None:
@@ -412,7 +419,7 @@ def test_placement_matches_exiftool_geotag(
     assert 5 < len(expected) < 38  # the comparison covers placed and unplaced photos
     assert set(ours) == set(expected)
     for name, (lat, lon) in expected.items():
-        assert haversine_m(ours[name][0], ours[name][1], lat, lon) < 1.0, name
+        assert off_m(ours[name][0], ours[name][1], lat, lon) < 1.0, name
 
 
 def test_policy_checks_its_limits() -> None:

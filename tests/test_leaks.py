@@ -411,8 +411,8 @@ def test_batches_still_fit_with_the_report(
     for written in outcome.bundles:
         with zipfile.ZipFile(written.path) as archive:
             report = json.loads(archive.read("privacy.json"))
-            photos = [n for n in archive.namelist() if n.startswith(("photos/", "thumbs/"))]
-        assert sorted(entry["path"] for entry in report["files"]) == sorted(photos)
+            entries = [n for n in archive.namelist() if n.startswith(("photos/", "thumbs/"))]
+        assert sorted(entry["path"] for entry in report["files"]) == sorted(entries)
 
 
 def test_exif_keep_fields_are_the_whitelist() -> None:

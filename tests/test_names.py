@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 from flask import Flask
@@ -92,7 +93,7 @@ def multipart(disposition: bytes, body: bytes) -> tuple[bytes, str]:
     return data, "multipart/form-data; boundary=XyZ"
 
 
-def post_raw(client: FlaskClient, data: bytes, content_type: str) -> dict[str, object]:
+def post_raw(client: FlaskClient, data: bytes, content_type: str) -> dict[str, Any]:
     token = csrf_token(client, "/upload")
     builder = EnvironBuilder(
         path="/api/photos",
@@ -100,7 +101,7 @@ def post_raw(client: FlaskClient, data: bytes, content_type: str) -> dict[str, o
         input_stream=io.BytesIO(data),
         content_type=content_type,
         content_length=len(data),
-        headers={"X-CSRFToken": token},
+        headers=[("X-CSRFToken", token)],
     )
     response = client.open(builder)
     payload = json.loads(response.get_data().decode("utf-8"))
@@ -115,7 +116,7 @@ def test_upload_with_percent_escaped_bytes_keeps_them(
     jpeg = make_jpeg(tmp_path / "u.jpg", seed=5).read_bytes()
     answer = post_raw(user_client, *multipart(b"filename*=UTF-8''caf%FF%FE.jpg", jpeg))
     assert answer["status_code"] == 200, answer
-    (result,) = answer["results"]  # type: ignore[misc]
+    (result,) = answer["results"]
     assert result["status"] == "imported" and result["name"] == "caf\\xff\\xfe.jpg"
     with sqlite3.connect(app.config["JOURNAL_SETTINGS"].home / "journal.db") as conn:
         assert conn.execute("SELECT original_name FROM photos").fetchone()[0] == "caf\\xff\\xfe.jpg"

@@ -342,7 +342,7 @@ def check_against_description(case: Case, response: TestResponse) -> Any:
         answer = openapi()["components"]["responses"][answer["$ref"].rsplit("/", 1)[1]]
     assert response.mimetype in answer["content"], f"{response.mimetype} is not documented"
     body = json.loads(text)
-    validator = openapi_validator(f"{where}{pointer('content', response.mimetype, 'schema')}")
+    validator = openapi_validator(f"{where}{pointer('content', str(response.mimetype), 'schema')}")
     problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
     assert not problems, "\n".join(problems)
     return body

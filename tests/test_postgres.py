@@ -17,7 +17,8 @@ from sqlalchemy import func, select, text
 
 from journal import db
 from journal.cli import cli
-from journal.models import Base, Photo, Trip
+from journal.db import Base
+from journal.models import Photo, Trip
 from tests.conftest import free_port
 from tests.imaging import make_jpeg
 
@@ -89,7 +90,7 @@ def test_migrations_reach_head_and_match_models(postgres_url: str) -> None:
     assert db.current_revision(engine) == db.head_revision()
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-        assert conn.execute(text("select version()")).scalar().startswith("PostgreSQL")
+        assert str(conn.execute(text("select version()")).scalar()).startswith("PostgreSQL")
     engine.dispose()
 
 

@@ -42,7 +42,7 @@ def check(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> t
 
 
 def kinds(report: dict[str, object]) -> list[str]:
-    return sorted(p["kind"] for p in report["problems"])  # type: ignore[attr-defined, index]
+    return sorted(p["kind"] for p in report["problems"])  # type: ignore[attr-defined]
 
 
 def test_check_of_a_sound_home_is_ok(runner: CliRunner, settings: Settings, tmp_path: Path) -> None:
@@ -162,7 +162,7 @@ def test_orphan_track_is_reindexed(runner: CliRunner, settings: Settings) -> Non
         (stored,) = conn.execute("SELECT stored_path FROM tracks").fetchone()
         conn.execute("DELETE FROM tracks")
     code, report = check(runner)
-    assert code == 1 and [(p["kind"], p["path"]) for p in report["problems"]] == [("orphan", stored)]  # type: ignore[attr-defined, index]
+    assert code == 1 and [(p["kind"], p["path"]) for p in report["problems"]] == [("orphan", stored)]  # type: ignore[attr-defined]
     code, report = check(runner, "--repair")
     assert code == 0, report
     assert (settings.uploads_dir / stored).is_file()

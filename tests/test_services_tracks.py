@@ -9,12 +9,13 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import geotag, gpx
+from journal import geotag, gpx, route
 from journal.config import Settings
 from journal.geo import haversine_m
 from journal.models import Photo, Track, Trip
@@ -40,7 +41,7 @@ def run_import(
 
 
 def photo_at(
-    folder: Path, name: str, utc: datetime, *, seed: int, offset: str | None = "+02:00", **exif: object
+    folder: Path, name: str, utc: datetime, *, seed: int, offset: str | None = "+02:00", **exif: Any
 ) -> Path:
     """A JPEG taken at `utc`, its EXIF holding the local (CEST) time and, by default, the offset."""
     local = (utc + CEST).replace(tzinfo=None)
@@ -298,8 +299,13 @@ def test_geometry_of_a_huge_crafted_track_is_bounded(monkeypatch: pytest.MonkeyP
     n = 400_000
     track = synthetic([((-1) ** i * 80 * i / n, -180 + 360 * i / n) for i in range(n)])
     ranked: list[int] = []
-    real = tracks.simplify_ranks
-    monkeypatch.setattr(tracks, "simplify_ranks", lambda pts: ranked.append(len(pts)) or real(pts))
+    real = route.simplify_ranks
+
+    def counted(points: list[tuple[float, float]]) -> list[float]:
+        ranked.append(len(points))
+        return real(points)
+
+    monkeypatch.setattr(tracks, "simplify_ranks", counted)
     geometry = tracks.track_geometry(track)
     assert sum(ranked) <= tracks.CANDIDATE_FACTOR * tracks.MAX_GEOMETRY_POINTS + 1
     assert 2 <= sum(len(s) for s in geometry) <= tracks.MAX_GEOMETRY_POINTS

@@ -60,7 +60,7 @@ def test_background_sink_copies_writable_buffers_only(tmp_path: Path) -> None:
         view = memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
     fixed = b"fixed"
     with BackgroundSink(target) as sink:
-        sink.write(buffer)
+        sink.write(memoryview(buffer))
         buffer[:] = b"XYZ"  # the caller reuses its buffer: what was queued must not change
         sink.write(view[:6])
         sink.write(fixed)

@@ -388,9 +388,9 @@ def test_extreme_metadata_breaks_no_step(
             request = exporting.ExportRequest(
                 user_id=user_id,
                 platform=platform,
-                location=location,
-                format=fmt,
-                out_dir=root / "out",  # type: ignore[arg-type]
+                location=location,  # type: ignore[arg-type]
+                format=fmt,  # type: ignore[arg-type]
+                out_dir=root / "out",
             )
             outcome = exporting.run_export(
                 app.extensions["journal.sessions"], app.config["JOURNAL_SETTINGS"], request

@@ -41,7 +41,7 @@ def check_position(lat: object, lon: object, where: str) -> None:
 def get(client: FlaskClient, url: str) -> str:
     """GET a URL; its text, asserted to be no server error."""
     response = client.get(url)
-    binary = response.mimetype.startswith("image/")
+    binary = (response.mimetype or "").startswith("image/")
     text = "" if binary else response.get_data(as_text=True)
     assert response.status_code < 500, f"GET {url} -> {response.status_code}\n{text[:2000]}"
     assert "Traceback" not in text, f"GET {url} shows a traceback"
