@@ -97,8 +97,8 @@ def test_sample_agrees_with_exiftool(entry: dict[str, Any]) -> None:
     path = str(SAMPLES / entry["file"])
     got = inspect_file(path)
     assert got["file"] == path
-    if entry.get("broken") and got["error"]:
-        return  # a damaged file may be reported as an error instead of values
+    # The samples the oracle marks broken too (a looping IFD chain, a truncated HEIC, a box that
+    # crashes other readers, an odd JPEG): what ExifTool reads from them, we read; none is an error.
     assert got["error"] is None
     assert _oracle_misses(entry, got) == {}
 
