@@ -28,7 +28,7 @@ from journal.geotag import PlacePolicy
 from journal.metadata import PhotoMetadata, read_metadata
 from journal.models import ImportFailure, Photo, Post, Track, Trip
 from journal.names import printable, shown_path
-from journal.renditions import make_web_renditions, set_decode_lock
+from journal.renditions import RenditionResult, make_web_renditions, set_decode_lock
 from journal.services import geotagging, quota, tracks
 from journal.services.housekeeping import writer_guard
 
@@ -234,6 +234,25 @@ def internal_error(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc}"
 
 
+def write_renditions(
+    settings: Settings, src: Path, user_id: int, sha256: str, orientation: int | None
+) -> RenditionResult:
+    """The web image and thumbnail of an original, at their stored paths, as the settings say."""
+    root = settings.uploads_dir
+    return make_web_renditions(
+        src,
+        web_path=root / storage.rendition_relpath(user_id, sha256, "web"),
+        thumb_path=root / storage.rendition_relpath(user_id, sha256, "thumb"),
+        web_size=settings.web_size,
+        thumb_size=settings.thumb_size,
+        quality=settings.jpeg_quality,
+        orientation=orientation,
+        max_pixels=settings.max_pixels,
+        staging=settings.staging_dir,
+        draft_tolerance=settings.web_size_tolerance,
+    )
+
+
 def _prepare(settings: Settings, user_id: int, path: Path, name: str, force: bool) -> Prepared | FileResult:
     sha = storage.sha256_file(path)
     root = settings.uploads_dir
@@ -243,18 +262,7 @@ def _prepare(settings: Settings, user_id: int, path: Path, name: str, force: boo
     meta = read_metadata(path, max_pixels=settings.max_pixels)
     rel = storage.original_relpath(user_id, sha, _stored_extension(meta, path))
     original = root / rel
-    result = make_web_renditions(
-        path,
-        web_path=root / storage.rendition_relpath(user_id, sha, "web"),
-        thumb_path=root / storage.rendition_relpath(user_id, sha, "thumb"),
-        web_size=settings.web_size,
-        thumb_size=settings.thumb_size,
-        quality=settings.jpeg_quality,
-        orientation=meta.orientation,
-        max_pixels=settings.max_pixels,
-        staging=settings.staging_dir,
-        draft_tolerance=settings.web_size_tolerance,
-    )
+    result = write_renditions(settings, path, user_id, sha, meta.orientation)
     if not (original.is_file() and original.samefile(path)):  # re-indexing a stored original: no copy
         storage.copy_atomic(path, original, staging=settings.staging_dir)
     return Prepared(name, sha, path.stat().st_size, rel, meta, result.web_width, result.web_height)

@@ -26,7 +26,6 @@ from journal.config import Settings
 from journal.errors import JournalError
 from journal.models import Photo, Track, User
 from journal.names import shown_path
-from journal.renditions import make_web_renditions
 from journal.services import housekeeping, importing
 
 logger = logging.getLogger(__name__)
@@ -251,18 +250,7 @@ def _rebuild_renditions(
             done.append(f"not rebuilt (the original is missing or damaged): photo {photo_id}")
             continue
         try:
-            make_web_renditions(
-                original,
-                web_path=root / storage.rendition_relpath(photo.user_id, photo.sha256, "web"),
-                thumb_path=root / storage.rendition_relpath(photo.user_id, photo.sha256, "thumb"),
-                web_size=settings.web_size,
-                thumb_size=settings.thumb_size,
-                quality=settings.jpeg_quality,
-                orientation=photo.orientation,
-                max_pixels=settings.max_pixels,
-                staging=settings.staging_dir,
-                draft_tolerance=settings.web_size_tolerance,
-            )
+            importing.write_renditions(settings, original, photo.user_id, photo.sha256, photo.orientation)
         except (JournalError, OSError, ValueError) as exc:
             done.append(f"not rebuilt ({exc}): photo {photo_id}")
             continue

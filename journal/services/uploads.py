@@ -102,26 +102,20 @@ class UploadResult:
 
     def as_dict(self) -> dict[str, object]:
         """The contract's JSON object: `id` only when stored, `error` only when failed."""
-        data: dict[str, object] = {"name": self.name, "status": self.status}
-        if self.photo_id is not None:
-            data["id"] = self.photo_id
-        if self.post_id is not None:
-            data["post"] = self.post_id
-        if self.sha256 is not None:
-            data["sha256"] = self.sha256
-        if self.error is not None:
-            data["error"] = self.error
-        if self.retryable:
-            data["retry"] = True
-        if self.track_id is not None:
-            data["track"] = self.track_id
-        if self.note is not None:
-            data["note"] = self.note
-        if self.position_source is not None:
-            data["position_source"] = self.position_source
-        if self.not_placed is not None:
-            data["not_placed"] = self.not_placed
-        return data
+        optional = {
+            "id": self.photo_id,
+            "post": self.post_id,
+            "sha256": self.sha256,
+            "error": self.error,
+            "retry": True if self.retryable else None,
+            "track": self.track_id,
+            "note": self.note,
+            "position_source": self.position_source,
+            "not_placed": self.not_placed,
+        }
+        return {"name": self.name, "status": self.status} | {
+            k: v for k, v in optional.items() if v is not None
+        }
 
 
 def display_name(raw: str | None) -> str:

@@ -281,13 +281,18 @@ def accounts() -> Any:
     return render_template("auth/accounts.html", form=form, names=names)
 
 
+def _me() -> User:
+    """The signed-in user's row (login_required has made sure there is one)."""
+    user = get_db().get(User, current_user.id)
+    assert user is not None
+    return user
+
+
 @bp.route("/account", methods=["GET", "POST"])
 @login_required
 def account() -> Any:
     """One's account: change the password (signs out every other session), sign out everywhere."""
-    session = get_db()
-    user = session.get(User, current_user.id)
-    assert user is not None
+    session, user = get_db(), _me()
     form = PasswordForm()
     status = 200
     if form.validate_on_submit():
@@ -324,9 +329,7 @@ def _change_password(user: User, form: PasswordForm) -> int:
 @login_required
 def sign_out_everywhere() -> Any:
     """End every session of this account, this one included (tokens stay: revoke them on their page)."""
-    session = get_db()
-    user = session.get(User, current_user.id)
-    assert user is not None
+    session, user = get_db(), _me()
     users.end_sessions(session, user)
     session.commit()
     logout_user()
@@ -338,9 +341,7 @@ def sign_out_everywhere() -> Any:
 @login_required
 def tokens() -> Any:
     """One's API tokens: list, create (the token is shown once, on this answer only), revoke."""
-    session = get_db()
-    user = session.get(User, current_user.id)
-    assert user is not None
+    session, user = get_db(), _me()
     form = TokenForm()
     new_token = None
     if form.validate_on_submit():
@@ -358,9 +359,7 @@ def tokens() -> Any:
 @login_required
 def revoke_token(token_id: int) -> Any:
     """Revoke one of one's tokens: it is refused from now on."""
-    session = get_db()
-    user = session.get(User, current_user.id)
-    assert user is not None
+    session, user = get_db(), _me()
     name = users.revoke_token(session, token_id, user=user)
     session.commit()
     flash(f"Token {name or token_id} revoked.")
