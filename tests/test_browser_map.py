@@ -189,6 +189,13 @@ def test_map_journal_in_the_browser(live_server: LiveServer, tmp_path: Path) -> 
             "() => { const i = document.querySelector('.journal-popup-thumb');"
             " return i && i.complete && i.naturalWidth > 0; }"
         )
+        # The flight is animated: wait until the map has arrived (a busy machine draws it late).
+        page.wait_for_function(
+            "([lat, lng]) => { const c = journalMap.map.getCenter();"
+            " return Math.abs(c.lat - lat) < 0.05 && Math.abs(c.lng - lng) < 0.05; }",
+            arg=list(TOWNS[0][:2]),
+            timeout=15_000,
+        )
         after = centre(page)
         assert abs(after[0] - before[0]) + abs(after[1] - before[1]) > 0.01
         assert abs(after[0] - TOWNS[0][0]) < 0.05 and abs(after[1] - TOWNS[0][1]) < 0.05
