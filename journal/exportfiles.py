@@ -46,8 +46,9 @@ from typing import Any, Literal, TypeVar
 
 from PIL import Image
 
-from journal import leaks, privacy, renditions
+from journal import leaks, privacy
 from journal.errors import ImageTooLarge, JournalError
+from journal.media import renditions
 from journal.platforms import Platform
 from journal.privacy import ExifKeep
 

@@ -20,8 +20,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import metadata
 from journal.cli import cli
+from journal.media import inspectjson, metadata
 from journal.models import ImportFailure, Photo
 from journal.services import importing
 from tests.conftest import csrf_token
@@ -63,7 +63,7 @@ def test_a_time_beyond_the_calendar_in_utc_is_kept_local_with_no_utc(
     assert meta.taken_at is not None and meta.taken_at.isoformat() == expected
     assert meta.utc_offset == offset
     assert meta.taken_at_utc is None
-    found = metadata.inspect_file(str(path))
+    found = inspectjson.inspect_file(str(path))
     assert found["error"] is None
     assert found["taken_at_utc"] is None
     assert found["taken_at"] == expected

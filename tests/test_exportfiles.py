@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from journal import renditions
 from journal.config import Settings
 from journal.exportfiles import FileJob, MadeFile, file_kind, make_file
+from journal.media import renditions
 from journal.platforms import PLATFORMS, Platform, get_platform
 from journal.privacy import ExifKeep
 from tests.imaging import make_textured_jpeg, ssim

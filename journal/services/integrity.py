@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from journal import storage
 from journal.config import Settings
 from journal.errors import JournalError
+from journal.media.renditions import make_web_renditions
 from journal.models import Photo, Track, User
 from journal.names import shown_path
-from journal.renditions import make_web_renditions
 from journal.services import housekeeping, importing
 
 logger = logging.getLogger(__name__)
