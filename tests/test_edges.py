@@ -426,15 +426,15 @@ def test_fixing_the_time_clears_the_mark(app: Flask, user_client: FlaskClient, t
 
 
 def test_machine_readable_times_keep_four_digit_years() -> None:
-    from journal import bundle, privacy
+    from journal.publish import scrub, zipbundle
     from journal.services import exporting
     from journal.services.library import SortKey
     from journal.web.filters import format_datetime
 
     assert exporting._utc_text(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00Z"
-    assert privacy._exif_datetime("0001-01-01T00:00:00") == "0001:01:01 00:00:00"
-    assert bundle._format_when("0001-01-01T12:00:00Z") == "0001-01-01 12:00 UTC"
-    assert bundle._format_when("0001-01-01T00:00:00+14:00") == "0001-01-01T00:00:00+14:00"
+    assert scrub._exif_datetime("0001-01-01T00:00:00") == "0001:01:01 00:00:00"
+    assert zipbundle._format_when("0001-01-01T12:00:00Z") == "0001-01-01 12:00 UTC"
+    assert zipbundle._format_when("0001-01-01T00:00:00+14:00") == "0001-01-01T00:00:00+14:00"
     key = SortKey(datetime(1, 1, 1), 7)
     assert SortKey.parse(key.token()) == key
     assert format_datetime(datetime(1, 1, 1), "%d %b %Y") == "01 Jan 0001"

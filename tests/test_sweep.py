@@ -33,7 +33,7 @@ from journal.cli import cli
 from journal.config import Settings
 from journal.media import inspectjson
 from journal.models import Photo, Post, Trip, User
-from journal.platforms import PLATFORMS
+from journal.publish.platforms import PLATFORMS
 from journal.services import exporting
 from tests import walker
 from tests.conftest import csrf_token, make_user, sign_in

@@ -58,21 +58,44 @@ from typing import BinaryIO, Literal, get_args
 from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import bundle, clock, leaks, mail, privacy, storage
-from journal.batching import MIME_MESSAGE_OVERHEAD, MIME_PART_OVERHEAD, eml_attachment_bytes, plan_batches
+from journal import clock, storage
 from journal.config import Settings
 from journal.errors import Conflict, InvalidInput, NotFound, PrivacyLeak, UnreadableFile
-from journal.exportfiles import FILE_ERRORS, FileJob, MadeFile, Workers, file_kind, one_line
 from journal.geo import is_valid_position
 from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Track, Trip, User
-from journal.platforms import Platform, cut_caption, fit_caption, get_platform, part_suffix, split_post
-from journal.privacy import ExifKeep, LocationMode
+from journal.publish import leaks, mail, scrub, zipbundle
+from journal.publish.batching import (
+    MIME_MESSAGE_OVERHEAD,
+    MIME_PART_OVERHEAD,
+    eml_attachment_bytes,
+    plan_batches,
+)
+from journal.publish.exportfiles import FILE_ERRORS, FileJob, MadeFile, Workers, file_kind, one_line
+from journal.publish.location import (
+    LocationMode,
+    PrivacyZone,
+    check_location_mode,
+    exif_position,
+    in_any_zone,
+    line_in_any_zone,
+    public_location,
+    public_place,
+)
+from journal.publish.platforms import (
+    Platform,
+    cut_caption,
+    fit_caption,
+    get_platform,
+    part_suffix,
+    split_post,
+)
+from journal.publish.scrub import ExifKeep
+from journal.publish.streams import ByteSink, file_pieces
 from journal.services import geotagging, quota, recipients
 from journal.services.housekeeping import writer_guard
 from journal.services.owned import owned
 from journal.services.zones import zones_for
 from journal.storage import atomic_write
-from journal.streams import ByteSink, file_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +131,7 @@ class ExportRequest:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "platform", get_platform(self.platform).name)
-        privacy.check_location_mode(self.location)
+        check_location_mode(self.location)
         if self.format not in EXPORT_FORMATS:
             raise InvalidInput(f"unknown format {self.format!r}; choose one of: {', '.join(EXPORT_FORMATS)}")
         if self.max_batch_bytes is not None and self.max_batch_bytes <= 0:
@@ -319,7 +342,7 @@ class TrackSource:
     ended_at: datetime | None
     #: The track belongs to the trip being exported (drawn in each of its bundles, like the trip's map).
     own: bool
-    track: bundle.BundleTrack
+    track: zipbundle.BundleTrack
     withheld: bool = False
 
 
@@ -330,11 +353,11 @@ class BatchTracks:
     tracks: tuple[TrackSource, ...] = ()
     spans: dict[int, tuple[datetime, datetime]] = field(default_factory=dict)
 
-    def drawable(self) -> list[bundle.BundleTrack]:
+    def drawable(self) -> list[zipbundle.BundleTrack]:
         """Every track some batch may draw (for the size estimate)."""
         return [source.track for source in self.tracks if not source.withheld]
 
-    def for_batch(self, posts: Sequence[bundle.BundlePost]) -> tuple[list[bundle.BundleTrack], int]:
+    def for_batch(self, posts: Sequence[zipbundle.BundlePost]) -> tuple[list[zipbundle.BundleTrack], int]:
         """The tracks a batch draws (the trip's own, or meeting its photos' times), and how many withheld."""
         spans = [self.spans[post.id] for post in posts if post.id in self.spans]
         first = min((span[0] for span in spans), default=None)
@@ -366,7 +389,7 @@ def select_tracks(
     settings: Settings,
     request: ExportRequest,
     posts: Sequence[PostSource],
-    zones: Sequence[privacy.PrivacyZone],
+    zones: Sequence[PrivacyZone],
 ) -> BatchTracks:
     """The tracks an export's maps may draw: only for `exact` zips (a track is a trail of exact positions).
 
@@ -396,7 +419,7 @@ def select_tracks(
 
 
 def _track_source(
-    settings: Settings, row: Track, request: ExportRequest, zones: Sequence[privacy.PrivacyZone]
+    settings: Settings, row: Track, request: ExportRequest, zones: Sequence[PrivacyZone]
 ) -> TrackSource:
     """A track row as its drawn lines, withheld when it touches a privacy zone."""
     lines = []
@@ -417,23 +440,23 @@ def _track_source(
         started_at=row.started_at,
         ended_at=row.ended_at,
         own=request.trip_id is not None and row.trip_id == request.trip_id,
-        track=bundle.BundleTrack(tuple(lines)),
+        track=zipbundle.BundleTrack(tuple(lines)),
         withheld=withheld,
     )
 
 
 def _touches_zone(
-    settings: Settings, row: Track, lines: Sequence[bundle.Line], zones: Sequence[privacy.PrivacyZone]
+    settings: Settings, row: Track, lines: Sequence[zipbundle.Line], zones: Sequence[PrivacyZone]
 ) -> bool:
     """True when a drawn line or a recorded point (of the GPX file, not the drawing) is in a zone."""
-    if any(privacy.line_in_any_zone(line, zones) for line in lines):
+    if any(line_in_any_zone(line, zones) for line in lines):
         return True
     recorded = geotagging.parsed_track(settings, row)
     if recorded is None:
         logger.warning("track %d left out of the bundle map: its file cannot be checked for zones", row.id)
         return True
     return any(
-        privacy.in_any_zone(point.lat, point.lon, zones)
+        in_any_zone(point.lat, point.lon, zones)
         for segment in (*recorded.segments, *recorded.routes)
         for point in segment
     )
@@ -454,17 +477,17 @@ class PostFacts:
     position_source: str | None = None
 
 
-def post_facts(post: PostSource, mode: LocationMode, zones: Sequence[privacy.PrivacyZone]) -> PostFacts:
+def post_facts(post: PostSource, mode: LocationMode, zones: Sequence[PrivacyZone]) -> PostFacts:
     """Location and place from the first located photo (none inside a zone); time from the first timed one."""
     located = next((p for p in post.photos if p.position is not None), None)
     location: dict[str, float] | None = None
     place: str | None = None
     if located is not None and located.position is not None:
-        inside = privacy.in_any_zone(*located.position, zones)
-        public = privacy.public_location(*located.position, mode, zones)
+        inside = in_any_zone(*located.position, zones)
+        public = public_location(*located.position, mode, zones)
         if public is not None:
             location = {"lat": round(public[0], 6), "lon": round(public[1], 6)}
-        place = privacy.public_place(located.place, located.country, "none" if inside else mode)
+        place = public_place(located.place, located.country, "none" if inside else mode)
     timed_photos = [p for p in post.photos if p.taken_at_utc is not None or p.taken_at is not None]
     # A photo whose clock can be right dates the post; one that cannot only when no other has a time.
     timed = next((p for p in timed_photos if not p.clock_wrong), timed_photos[0] if timed_photos else None)
@@ -483,10 +506,10 @@ def _utc_text(moment: datetime | None) -> str | None:
 
 
 def exif_keep(
-    photo: PhotoSource, mode: LocationMode, zones: Sequence[privacy.PrivacyZone], *, upright: bool
+    photo: PhotoSource, mode: LocationMode, zones: Sequence[PrivacyZone], *, upright: bool
 ) -> ExifKeep:
     """The EXIF a file of this photo may carry; orientation 1 when its pixels are made upright."""
-    position = privacy.exif_position(photo.lat, photo.lon, mode, zones) if photo.position else None
+    position = exif_position(photo.lat, photo.lon, mode, zones) if photo.position else None
     alt = photo.alt if position is not None and photo.alt is not None and math.isfinite(photo.alt) else None
     return ExifKeep(
         orientation=1 if upright else photo.orientation,
@@ -522,7 +545,7 @@ def plan_jobs(
     post: PostSource,
     platform: Platform,
     mode: LocationMode,
-    zones: Sequence[privacy.PrivacyZone],
+    zones: Sequence[PrivacyZone],
     *,
     work: Path,
     max_pixels: int,
@@ -783,13 +806,13 @@ def _work_folder(settings: Settings) -> Iterator[Path]:
 def _make_groups(
     posts: Sequence[PostSource],
     run: ExportRun,
-    zones: Sequence[privacy.PrivacyZone],
+    zones: Sequence[PrivacyZone],
     settings: Settings,
     work: Path,
     workers: Workers,
     outcome: ExportOutcome,
     ticker: _Ticker,
-) -> list[list[bundle.BundlePost]]:
+) -> list[list[zipbundle.BundlePost]]:
     """Make the files and turn each post into its group of BundlePosts (its numbered parts).
 
     Streamed scrubs (JPEG originals into a zip) are only planned here, by the workers: a damaged
@@ -824,7 +847,7 @@ def _make_groups(
 
 def _bundle_file(
     job: FileJob, made: MadeFile, ticker: _Ticker, outcome: ExportOutcome
-) -> bundle.BundleFile | None:
+) -> zipbundle.BundleFile | None:
     """The BundleFile of a job: a made file, or a planned scrub written into the zip; None when it failed."""
     if made.error is not None:
         outcome.problems.append(f"photo {job.photo_id} (post {job.post_id}): {made.error}")
@@ -833,7 +856,7 @@ def _bundle_file(
     if made.plan is not None:
         writer = functools.partial(_write_planned, job, made.plan, ticker)
         size, sha256 = made.plan.size, made.plan.sha256
-        return bundle.BundleFile(
+        return zipbundle.BundleFile(
             entry_name(job),
             writer,
             made.width,
@@ -844,33 +867,35 @@ def _bundle_file(
             rule=rule,
         )
     assert made.path is not None
-    return bundle.BundleFile(entry_name(job), made.path, made.width, made.height, thumb=job.thumb, rule=rule)
+    return zipbundle.BundleFile(
+        entry_name(job), made.path, made.width, made.height, thumb=job.thumb, rule=rule
+    )
 
 
 def entry_name(job: FileJob) -> str:
     """Where a job's file goes inside the bundle: photos/<post-id>-<n>.<ext>."""
-    return bundle.photo_entry_name(job.post_id, job.number, job.ext)
+    return zipbundle.photo_entry_name(job.post_id, job.number, job.ext)
 
 
-def _write_planned(job: FileJob, plan: privacy.ScrubPlan, ticker: _Ticker, sink: ByteSink) -> None:
+def _write_planned(job: FileJob, plan: scrub.ScrubPlan, ticker: _Ticker, sink: ByteSink) -> None:
     """Write a JPEG original's scrub into its zip entry, as a worker planned it."""
     try:
-        privacy.write_scrub_plan(plan, job.src, sink)
+        scrub.write_scrub_plan(plan, job.src, sink)
     except FILE_ERRORS as exc:
         raise UnreadableFile(f"photo {job.photo_id} (post {job.post_id}): {one_line(exc)}") from exc
     ticker.tick()
 
 
 def post_group(
-    post: PostSource, files: Sequence[bundle.BundleFile], platform: Platform, facts: PostFacts
-) -> list[bundle.BundlePost]:
+    post: PostSource, files: Sequence[zipbundle.BundleFile], platform: Platform, facts: PostFacts
+) -> list[zipbundle.BundlePost]:
     """A post as the platform takes it: numbered parts when it has too many photos, captions cut to fit."""
     parts = split_post(files, platform)
     group = []
     for index, part in enumerate(parts, start=1):
         caption = cut_caption(post.caption, platform, suffix=part_suffix(index, len(parts)))
         group.append(
-            bundle.BundlePost(
+            zipbundle.BundlePost(
                 id=post.id,
                 caption=caption.text,
                 caption_cut=caption.cut,
@@ -893,7 +918,7 @@ def post_group(
 def _write_batches(
     factory: sessionmaker[Session],
     run: ExportRun,
-    groups: list[list[bundle.BundlePost]],
+    groups: list[list[zipbundle.BundlePost]],
     workers: Workers,
     outcome: ExportOutcome,
     ticker: _Ticker,
@@ -905,7 +930,7 @@ def _write_batches(
         return
     limit = run.request.batch_limit
     if run.request.format == "zip":
-        batches = bundle.plan_bundles(groups, limit, title=run.title, tracks=tracks.drawable())
+        batches = zipbundle.plan_bundles(groups, limit, title=run.title, tracks=tracks.drawable())
     else:
         batches = plan_eml_batches(groups, limit, title=run.title)
     usage = run.usage
@@ -924,7 +949,7 @@ def _write_batches(
     ticker.set_phase("Done")
 
 
-def _photo_bytes(posts: Sequence[bundle.BundlePost]) -> int:
+def _photo_bytes(posts: Sequence[zipbundle.BundlePost]) -> int:
     """What a batch's photos take (its page and map come on top: counted once written)."""
     return sum(file.size_bound() for post in posts for file in post.files)
 
@@ -932,7 +957,7 @@ def _photo_bytes(posts: Sequence[bundle.BundlePost]) -> int:
 def _write_and_record(
     factory: sessionmaker[Session],
     run: ExportRun,
-    posts: list[bundle.BundlePost],
+    posts: list[zipbundle.BundlePost],
     number: int,
     batches: int,
     workers: Workers,
@@ -943,7 +968,7 @@ def _write_and_record(
     message_id: str | None = None
     if run.request.format == "zip":
         drawn, withheld = tracks.for_batch(posts)
-        info = bundle.build_bundle(
+        info = zipbundle.build_bundle(
             dest,
             posts=posts,
             batch=number,
@@ -996,7 +1021,7 @@ def record_export(
     size: int,
     batch: int,
     batches: int,
-    posts: Sequence[bundle.BundlePost],
+    posts: Sequence[zipbundle.BundlePost],
 ) -> Export:
     """Insert the Export row of a written bundle and its (post, part) links; flushes."""
     request = run.request
@@ -1022,7 +1047,7 @@ def record_export(
     return export
 
 
-def _remove_made_files(posts: Sequence[bundle.BundlePost]) -> None:
+def _remove_made_files(posts: Sequence[zipbundle.BundlePost]) -> None:
     """Delete a written batch's made files from the work folder (keeps the disk use to one batch)."""
     for post in posts:
         for file in post.files:
@@ -1033,25 +1058,25 @@ def _remove_made_files(posts: Sequence[bundle.BundlePost]) -> None:
 # --- e-mail bundles ------------------------------------------------------------------------
 
 
-def attachment_name(file: bundle.BundleFile) -> str:
+def attachment_name(file: zipbundle.BundleFile) -> str:
     """An attachment's file name: the entry's last part ("12-1.jpg")."""
     return file.path_in_zip.rsplit("/", 1)[-1]
 
 
 def plan_eml_batches(
-    groups: Sequence[Sequence[bundle.BundlePost]], max_bytes: int | None, *, title: str
-) -> list[list[bundle.BundlePost]]:
+    groups: Sequence[Sequence[zipbundle.BundlePost]], max_bytes: int | None, *, title: str
+) -> list[list[zipbundle.BundlePost]]:
     """Batches whose encoded message stays under max_bytes (batching.eml_size bounds); groups stay whole."""
     # The body is sent as 7bit, quoted-printable or base64: at most twice its UTF-8 size (batching.eml_size).
     fixed = MIME_MESSAGE_OVERHEAD + MIME_PART_OVERHEAD + 2 * len(_email_head(title, 99, 99).encode()) + 16
-    report = len(json.dumps(bundle.EMPTY_REPORT, indent=1)) + 64
+    report = len(json.dumps(zipbundle.EMPTY_REPORT, indent=1)) + 64
     fixed += eml_attachment_bytes(report, leaks.FILE_NAME)
 
-    def size_of(group: Sequence[bundle.BundlePost]) -> int:
+    def size_of(group: Sequence[zipbundle.BundlePost]) -> int:
         text = sum(2 * len(_email_post_text(post).encode()) for post in group)
         files = [f for post in group for f in post.files]
         # Each file's entry in the privacy.json attachment, base64 (4/3) with line breaks: at most double.
-        privacy_bytes = 2 * bundle.PRIVACY_FILE_BYTES * len(files)
+        privacy_bytes = 2 * zipbundle.PRIVACY_FILE_BYTES * len(files)
         return (
             text
             + privacy_bytes
@@ -1075,7 +1100,7 @@ PRIVACY_NOTE = (
 )
 
 
-def _email_post_text(post: bundle.BundlePost) -> str:
+def _email_post_text(post: zipbundle.BundlePost) -> str:
     """One post in the plain-text body: caption, when and where, its attachments."""
     lines = [post.caption] if post.caption else []
     facts = [_when_text(post), post.place or ""]
@@ -1086,7 +1111,7 @@ def _email_post_text(post: bundle.BundlePost) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def _when_text(post: bundle.BundlePost) -> str:
+def _when_text(post: zipbundle.BundlePost) -> str:
     """When a post was taken, for the e-mail body: local time, else UTC."""
     if post.taken_at_local:
         return clock.strftime(datetime.fromisoformat(post.taken_at_local), "%Y-%m-%d %H:%M")
@@ -1095,7 +1120,7 @@ def _when_text(post: bundle.BundlePost) -> str:
     return ""
 
 
-def email_subject(posts: Sequence[bundle.BundlePost], *, title: str, batch: int, batches: int) -> str:
+def email_subject(posts: Sequence[zipbundle.BundlePost], *, title: str, batch: int, batches: int) -> str:
     """A single post's caption (first line, cut at a word), else the title with the post count."""
     ids = {post.id for post in posts}
     first_line = posts[0].caption.strip().split("\n", 1)[0] if posts else ""
@@ -1105,14 +1130,14 @@ def email_subject(posts: Sequence[bundle.BundlePost], *, title: str, batch: int,
     return f"{title}: {len(ids)} post{'' if len(ids) == 1 else 's'}{part}"
 
 
-def email_body(posts: Sequence[bundle.BundlePost], *, title: str, batch: int, batches: int) -> str:
+def email_body(posts: Sequence[zipbundle.BundlePost], *, title: str, batch: int, batches: int) -> str:
     """The plain-text body of a batch's message."""
     return _email_head(title, batch, batches) + "".join(_email_post_text(post) for post in posts)
 
 
 def write_eml(
     dest: Path,
-    posts: Sequence[bundle.BundlePost],
+    posts: Sequence[zipbundle.BundlePost],
     *,
     run: ExportRun,
     batch: int,
@@ -1174,7 +1199,7 @@ def _check_attachments(name: str, data: bytes, checked: dict[str, str | None]) -
         raise PrivacyLeak(f"{name}: the attachments differ from the files that were checked")
 
 
-def _file_bytes(file: bundle.BundleFile) -> Path | bytes:
+def _file_bytes(file: zipbundle.BundleFile) -> Path | bytes:
     """An attachment's content: e-mail bundles only hold made files."""
     if callable(file.source):
         raise AssertionError("e-mail bundles are made from files, never streamed")

@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from journal.batching import eml_size
 from journal.errors import InvalidInput
+from journal.publish.batching import eml_size
 
 logger = logging.getLogger(__name__)
 
