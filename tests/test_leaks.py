@@ -22,10 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from journal.config import Settings
 from journal.errors import PrivacyLeak
 from journal.models import Export
-from journal.publish import leaks, scrub, zipbundle
+from journal.publish import emailbundle, leaks, scrub, zipbundle
 from journal.publish.scrub import ExifKeep, scrub_jpeg
 from journal.publish.zipbundle import BundleFile, BundlePost, write_bundle_zip
-from journal.services import exporting
 from tests.conftest import EXIF_SAMPLES
 from tests.imaging import exif_bytes, make_jpeg
 from tests.test_scrub import KEEP, dirty_jpeg
@@ -431,7 +430,7 @@ def test_exif_keep_fields_are_the_whitelist() -> None:
     found = leaks.inspect_bytes([out.getvalue()])
     assert leaks.check(found, leaks.FileRule(gps_allowed=True)) == []
     assert found.carries == {leaks.GPS, leaks.CAMERA, leaks.TIME, leaks.ORIENTATION}
-    assert exporting.PRIVACY_NOTE.startswith("The attached privacy.json")
+    assert emailbundle.PRIVACY_NOTE.startswith("The attached privacy.json")
 
 
 def test_a_huge_png_is_read_without_decoding_it() -> None:

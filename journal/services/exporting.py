@@ -9,20 +9,21 @@ The run has three steps, like the import:
 3. Batches are planned from the exact (or bounded) file sizes, and each batch is written
    atomically (temp file + rename) and then recorded in its own transaction. A crash leaves
    finished, recorded bundles and at worst one complete file with no record; never a partial
-   file, never a record of a file that is not there.
+   file, never a record of a file that is not there. The bundles themselves (planning the
+   batches, writing a zip or a message) are journal/publish/zipbundle.py and emailbundle.py.
 
 Decisions:
 
 - "Not exported yet" is per platform: a post counts as exported for a platform once a bundle
   made for that platform holds it (so the same posts can go to Instagram and then Mastodon).
 - Posts without photos are left out.
-- How each file is made (lossless scrub, lossless re-save, re-encode) is in journal/exportfiles.py.
+- How each file is made (lossless scrub, lossless re-save, re-encode) is in journal/publish/exportfiles.py.
   Every file carries only ExifKeep's fields: time, camera make/model, orientation, and a
   position only in `exact` mode outside every privacy zone.
 - A post's location and place come from its first located photo; inside a privacy zone it has
   no location and its place is the country only, whatever the mode.
 - A photo whose file cannot be made is left out and reported; the rest of the export goes on.
-- Leaks (journal/leaks.py): every file is read again, from its bytes, with exifread and Pillow.
+- Leaks (journal/publish/leaks.py): every file is read again, from its bytes, with exifread and Pillow.
   A made file (or a planned scrub) that carries what its mode forbids is left out like a damaged
   one: that is a single odd photo, and the rest of the export is still good. The bundle writer
   reads the bytes once more as they go into the zip or the message; a leak found there means the
@@ -35,13 +36,8 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
-import email.message
-import email.policy
-import email.utils
 import fcntl
 import functools
-import hashlib
-import json
 import logging
 import math
 import os
@@ -60,16 +56,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from journal import clock, storage
 from journal.config import Settings
-from journal.errors import Conflict, InvalidInput, NotFound, PrivacyLeak, UnreadableFile
+from journal.errors import Conflict, InvalidInput, NotFound, UnreadableFile
 from journal.geo import is_valid_position
 from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Track, Trip, User
-from journal.publish import leaks, mail, scrub, zipbundle
-from journal.publish.batching import (
-    MIME_MESSAGE_OVERHEAD,
-    MIME_PART_OVERHEAD,
-    eml_attachment_bytes,
-    plan_batches,
-)
+from journal.publish import emailbundle, leaks, mail, scrub, zipbundle
 from journal.publish.exportfiles import FILE_ERRORS, FileJob, MadeFile, Workers, file_kind, one_line
 from journal.publish.location import (
     LocationMode,
@@ -81,21 +71,13 @@ from journal.publish.location import (
     public_location,
     public_place,
 )
-from journal.publish.platforms import (
-    Platform,
-    cut_caption,
-    fit_caption,
-    get_platform,
-    part_suffix,
-    split_post,
-)
+from journal.publish.platforms import Platform, cut_caption, get_platform, part_suffix, split_post
 from journal.publish.scrub import ExifKeep
-from journal.publish.streams import ByteSink, file_pieces
+from journal.publish.streams import ByteSink
 from journal.services import geotagging, quota, recipients
 from journal.services.housekeeping import writer_guard
 from journal.services.owned import owned
 from journal.services.zones import zones_for
-from journal.storage import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +88,6 @@ DEFAULT_EML_MAX_BYTES = 20_000_000
 DEFAULT_SENDER = "journal@localhost"
 #: Rows copied per query while reading the posts to export.
 _READ_CHUNK = 500
-
-_MIME = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 
 # --- what to export ------------------------------------------------------------------------
@@ -137,7 +117,7 @@ class ExportRequest:
         if self.max_batch_bytes is not None and self.max_batch_bytes <= 0:
             raise InvalidInput("the batch size must be positive")
         if self.format == "eml":
-            _check_address(self.mail_from)
+            mail.check_address(self.mail_from)
             if self.mail_to:
                 object.__setattr__(self, "mail_to", mail.parse_recipient(self.mail_to))
 
@@ -147,13 +127,6 @@ class ExportRequest:
         if self.max_batch_bytes is None and self.format == "eml":
             return DEFAULT_EML_MAX_BYTES
         return self.max_batch_bytes
-
-
-def _check_address(value: str) -> None:
-    """InvalidInput unless value holds one plausible e-mail address."""
-    _, address = email.utils.parseaddr(value)
-    if "@" not in address or any(c in value for c in "\r\n"):
-        raise InvalidInput(f"not an e-mail address: {value!r}")
 
 
 def megabytes(value: float | None) -> int | None:
@@ -932,7 +905,7 @@ def _write_batches(
     if run.request.format == "zip":
         batches = zipbundle.plan_bundles(groups, limit, title=run.title, tracks=tracks.drawable())
     else:
-        batches = plan_eml_batches(groups, limit, title=run.title)
+        batches = emailbundle.plan_bundles(groups, limit, title=run.title)
     usage = run.usage
     if not usage.fits(sum(_photo_bytes(posts) for posts in batches)):
         raise usage.refuse()  # before the first bundle: an export that cannot fit writes nothing
@@ -983,8 +956,19 @@ def _write_and_record(
         )
         sha256, size = info.sha256, info.bytes
     else:
-        message_id = mail.make_message_id()
-        sha256, size = write_eml(dest, posts, run=run, batch=number, batches=batches, message_id=message_id)
+        message = emailbundle.build_bundle(
+            dest,
+            posts=posts,
+            batch=number,
+            batches=batches,
+            created_at=run.created_text,
+            title=run.title,
+            sender=run.request.mail_from,
+            to=run.request.mail_to,
+            staging=run.staging,
+            location=run.request.location,
+        )
+        sha256, size, message_id = message.sha256, message.bytes, message.message_id
     try:
         with factory() as session, session.begin():
             export = record_export(
@@ -1053,154 +1037,3 @@ def _remove_made_files(posts: Sequence[zipbundle.BundlePost]) -> None:
         for file in post.files:
             if isinstance(file.source, Path):
                 file.source.unlink(missing_ok=True)
-
-
-# --- e-mail bundles ------------------------------------------------------------------------
-
-
-def attachment_name(file: zipbundle.BundleFile) -> str:
-    """An attachment's file name: the entry's last part ("12-1.jpg")."""
-    return file.path_in_zip.rsplit("/", 1)[-1]
-
-
-def plan_eml_batches(
-    groups: Sequence[Sequence[zipbundle.BundlePost]], max_bytes: int | None, *, title: str
-) -> list[list[zipbundle.BundlePost]]:
-    """Batches whose encoded message stays under max_bytes (batching.eml_size bounds); groups stay whole."""
-    # The body is sent as 7bit, quoted-printable or base64: at most twice its UTF-8 size (batching.eml_size).
-    fixed = MIME_MESSAGE_OVERHEAD + MIME_PART_OVERHEAD + 2 * len(_email_head(title, 99, 99).encode()) + 16
-    report = len(json.dumps(zipbundle.EMPTY_REPORT, indent=1)) + 64
-    fixed += eml_attachment_bytes(report, leaks.FILE_NAME)
-
-    def size_of(group: Sequence[zipbundle.BundlePost]) -> int:
-        text = sum(2 * len(_email_post_text(post).encode()) for post in group)
-        files = [f for post in group for f in post.files]
-        # Each file's entry in the privacy.json attachment, base64 (4/3) with line breaks: at most double.
-        privacy_bytes = 2 * zipbundle.PRIVACY_FILE_BYTES * len(files)
-        return (
-            text
-            + privacy_bytes
-            + sum(eml_attachment_bytes(f.size_bound(), attachment_name(f)) for f in files)
-        )
-
-    batches = plan_batches(list(groups), size_of, max_bytes, fixed_bytes=fixed)
-    return [[post for group in batch for post in group] for batch in batches]
-
-
-def _email_head(title: str, batch: int, batches: int) -> str:
-    """The first lines of a message body."""
-    part = f" (part {batch} of {batches})" if batches > 1 else ""
-    return f"{title}{part}\n\n{PRIVACY_NOTE}\n\n"
-
-
-#: The body's pointer to the privacy report an e-mail bundle carries as an attachment.
-PRIVACY_NOTE = (
-    f"The attached {leaks.FILE_NAME} says, for each photo, what was removed from it and what it kept;"
-    " each one was read again after it was written."
-)
-
-
-def _email_post_text(post: zipbundle.BundlePost) -> str:
-    """One post in the plain-text body: caption, when and where, its attachments."""
-    lines = [post.caption] if post.caption else []
-    facts = [_when_text(post), post.place or ""]
-    if post.location is not None:
-        facts.append(f"{post.location['lat']:.5f}, {post.location['lon']:.5f}")
-    lines.append(" · ".join(fact for fact in facts if fact))
-    lines.append("Photos: " + ", ".join(attachment_name(f) for f in post.files))
-    return "\n".join(lines) + "\n\n"
-
-
-def _when_text(post: zipbundle.BundlePost) -> str:
-    """When a post was taken, for the e-mail body: local time, else UTC."""
-    if post.taken_at_local:
-        return clock.strftime(datetime.fromisoformat(post.taken_at_local), "%Y-%m-%d %H:%M")
-    if post.taken_at_utc:
-        return clock.strftime(datetime.fromisoformat(post.taken_at_utc), "%Y-%m-%d %H:%M UTC")
-    return ""
-
-
-def email_subject(posts: Sequence[zipbundle.BundlePost], *, title: str, batch: int, batches: int) -> str:
-    """A single post's caption (first line, cut at a word), else the title with the post count."""
-    ids = {post.id for post in posts}
-    first_line = posts[0].caption.strip().split("\n", 1)[0] if posts else ""
-    if len(ids) == 1 and first_line:
-        return fit_caption(first_line, Platform("subject", caption_limit=78))[0]
-    part = f" ({batch}/{batches})" if batches > 1 else ""
-    return f"{title}: {len(ids)} post{'' if len(ids) == 1 else 's'}{part}"
-
-
-def email_body(posts: Sequence[zipbundle.BundlePost], *, title: str, batch: int, batches: int) -> str:
-    """The plain-text body of a batch's message."""
-    return _email_head(title, batch, batches) + "".join(_email_post_text(post) for post in posts)
-
-
-def write_eml(
-    dest: Path,
-    posts: Sequence[zipbundle.BundlePost],
-    *,
-    run: ExportRun,
-    batch: int,
-    batches: int,
-    message_id: str,
-) -> tuple[str, int]:
-    """Write a batch as one MIME message (atomically); returns its SHA-256 and size.
-
-    Every photo is read again (leaks.inspect_bytes) and its findings go into the privacy.json
-    attachment; the message is then parsed back, and each attachment must be byte for byte the
-    file that was checked. PrivacyLeak otherwise: nothing is written.
-    """
-    files = [f for post in posts for f in post.files]
-    checks = leaks.BundleChecks()
-    for f in files:
-        source = _file_bytes(f)
-        pieces = file_pieces(source) if isinstance(source, Path) else [source]
-        checks.files.append((attachment_name(f), leaks.inspect_bytes(pieces, hashed=True), f.rule))
-    if found := checks.leaks():
-        raise PrivacyLeak(f"{dest.name}: {' / '.join(found)}")
-    report = leaks.report(
-        run.request.location, checks.entries(), batch=batch, batches=batches, created_at=run.created_text
-    )
-    attachments: list[tuple[str, Path | bytes, str]] = [
-        (
-            attachment_name(f),
-            _file_bytes(f),
-            _MIME.get(f.path_in_zip.rsplit(".", 1)[-1], "application/octet-stream"),
-        )
-        for f in files
-    ]
-    report_json = json.dumps(report, ensure_ascii=False, indent=1).encode("utf-8")
-    attachments.append((leaks.FILE_NAME, report_json, "application/json"))
-    data = mail.build_eml(
-        subject=email_subject(posts, title=run.title, batch=batch, batches=batches),
-        body_text=email_body(posts, title=run.title, batch=batch, batches=batches),
-        attachments=attachments,
-        to=run.request.mail_to,
-        sender=run.request.mail_from,
-        message_id=message_id,
-        date=run.created_at,
-    )
-    _check_attachments(dest.name, data, {name: findings.sha256 for name, findings, _ in checks.files})
-    with atomic_write(dest, staging=run.staging) as handle:
-        handle.write(data)
-    return hashlib.sha256(data).hexdigest(), len(data)
-
-
-def _check_attachments(name: str, data: bytes, checked: dict[str, str | None]) -> None:
-    """PrivacyLeak unless the message's photo attachments are exactly the bytes that were checked."""
-    message = email.message_from_bytes(data, policy=email.policy.default)
-    assert isinstance(message, email.message.EmailMessage)
-    found: dict[str, str] = {}
-    for part in message.iter_attachments():
-        filename = part.get_filename()
-        if filename is not None and filename != leaks.FILE_NAME:
-            found[filename] = hashlib.sha256(part.get_content()).hexdigest()
-    if found != checked:
-        raise PrivacyLeak(f"{name}: the attachments differ from the files that were checked")
-
-
-def _file_bytes(file: zipbundle.BundleFile) -> Path | bytes:
-    """An attachment's content: e-mail bundles only hold made files."""
-    if callable(file.source):
-        raise AssertionError("e-mail bundles are made from files, never streamed")
-    return file.source
