@@ -48,11 +48,11 @@ sys.path.insert(0, str(ROOT))
 
 from common import tree_pss_kb as _tree_rss_kb  # noqa: E402
 
-from journal import renditions  # noqa: E402
 from journal.config import Settings  # noqa: E402
-from journal.exportfiles import FileJob, MadeFile, file_kind, make_file  # noqa: E402
-from journal.platforms import PLATFORMS  # noqa: E402
-from journal.privacy import ExifKeep  # noqa: E402
+from journal.media import renditions  # noqa: E402
+from journal.publish.exportfiles import FileJob, MadeFile, file_kind, make_file  # noqa: E402
+from journal.publish.platforms import PLATFORMS  # noqa: E402
+from journal.publish.scrub import ExifKeep  # noqa: E402
 from tests.imaging import ssim  # noqa: E402
 
 USER, PASSWORD = "bench", "bench password"

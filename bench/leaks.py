@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from export import base_jpeg, exif_block, with_exif  # noqa: E402
 
-from journal import leaks, privacy  # noqa: E402
-from journal.privacy import ExifKeep  # noqa: E402
+from journal.publish import leaks, scrub  # noqa: E402
+from journal.publish.scrub import ExifKeep  # noqa: E402
 from journal.storage import CHUNK  # noqa: E402
 
 
@@ -54,9 +54,9 @@ def main() -> None:
         source = Path(folder) / "photo.jpg"
         source.write_bytes(with_exif(base_jpeg(0), exif_block(1)))
         keep = ExifKeep(orientation=1, make="BenchCam", model="B-12", taken_at="2026-05-01T08:00:00")
-        plan = privacy.plan_scrub(source, keep=keep)
+        plan = scrub.plan_scrub(source, keep=keep)
         out = io.BytesIO()
-        privacy.write_scrub_plan(plan, source, out)
+        scrub.write_scrub_plan(plan, source, out)
         written = out.getvalue()
         pieces = [written[at : at + CHUNK] for at in range(0, len(written), CHUNK)]
 
@@ -70,13 +70,13 @@ def main() -> None:
 
         def planned() -> leaks.Findings:
             tap = leaks.MetadataTap()
-            privacy.write_scrub_plan(plan, source, tap)
+            scrub.write_scrub_plan(plan, source, tap)
             return tap.findings()
 
         figures = [
             (
                 "scrub plan (worker, already done)",
-                best_ms(lambda: privacy.plan_scrub(source, keep=keep), args.rounds),
+                best_ms(lambda: scrub.plan_scrub(source, keep=keep), args.rounds),
             ),
             ("copy of the written bytes", best_ms(lambda: b"".join(pieces), args.rounds)),
             ("writer: tap over every piece", best_ms(tap_only, args.rounds)),

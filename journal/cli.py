@@ -121,7 +121,7 @@ def inspect_cmd(files: tuple[Path, ...], as_json: bool) -> None:
 
     Example: journal inspect IMG_0001.HEIC DSC_0002.JPG --json
     """
-    from journal.metadata import inspect_file
+    from journal.media.inspectjson import inspect_file
 
     results = [inspect_file(str(path)) for path in files]
     click.echo(json.dumps(results, ensure_ascii=False, indent=1 if as_json else None))

@@ -1,5 +1,8 @@
 """The direction of imports: cli -> app -> web -> services -> plain modules, never back.
 
+journal.media and journal.publish are packages of plain modules: they never import the use cases
+(journal.services) nor anything above them.
+
 Read from the modules' ASTs (nothing is imported), so an import hidden inside a function counts too.
 """
 
@@ -16,6 +19,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "journal"
 #: The layers above the library: nothing below them may import them.
 UPPER = ("journal.app", "journal.cli", "journal.web")
+#: Packages of plain modules: below the use cases too.
+PLAIN_PACKAGES = ("journal.media", "journal.publish")
+#: What a plain module never imports.
+ABOVE_PLAIN = ("journal.services", *UPPER)
 
 
 @dataclass(frozen=True)
@@ -77,12 +84,16 @@ WEB = sorted(name for name in MODULES if _is_under(name, "journal.web"))
 LOWER = sorted(
     name for name in MODULES if name != "journal.__main__" and not any(_is_under(name, u) for u in UPPER)
 )
+PLAIN = sorted(name for name in MODULES if any(_is_under(name, p) for p in PLAIN_PACKAGES))
 
 
 def test_the_walk_sees_the_layers() -> None:
     assert {"journal.app", "journal.web.context", "journal.web.auth", "journal.services.maps"} <= MODULES
     assert "journal.services.maps" in LOWER and "journal.geo" in LOWER and "journal.web.maps" not in LOWER
     assert Import("journal.web.context", False) in IMPORTS["journal.web.auth"]
+    assert {"journal.media.heif", "journal.publish.zipbundle", "journal.publish.emailbundle"} <= set(PLAIN)
+    assert "journal.media" in PLAIN and "journal.services.exporting" not in PLAIN
+    assert Import("journal.publish.zipbundle", False) in IMPORTS["journal.services.exporting"]
 
 
 @pytest.mark.parametrize("name", WEB)
@@ -102,6 +113,12 @@ def test_the_app_imports_the_web_layer_at_the_top_only() -> None:
 def test_library_modules_do_not_import_the_layers_above(name: str) -> None:
     bad = [i.module for i in IMPORTS[name] if any(_is_under(i.module, u) for u in UPPER)]
     assert bad == [], f"{name} imports {bad}"
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_plain_modules_do_not_import_the_use_cases_or_above(name: str) -> None:
+    bad = [i.module for i in IMPORTS[name] if any(_is_under(i.module, a) for a in ABOVE_PLAIN)]
+    assert bad == [], f"{name} imports {bad}: media and publish are plain modules below journal.services"
 
 
 def test_no_import_cycle_between_the_app_and_the_web_layer() -> None:

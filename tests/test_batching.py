@@ -8,14 +8,14 @@ import zipfile
 
 import pytest
 
-from journal.batching import (
+from journal.publish.batching import (
     base64_bytes,
     eml_size,
     estimate_zip_bytes,
     plan_batches,
     zip_entry_overhead,
 )
-from journal.mail import build_eml
+from journal.publish.mail import build_eml
 
 
 def _identity(size: int) -> int:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator, ValidationError
 
-from journal import bundle
-from journal.bundle import BundleFile, BundlePost, photo_entry_name, write_bundle_zip
+from journal.publish import zipbundle
+from journal.publish.zipbundle import BundleFile, BundlePost, photo_entry_name, write_bundle_zip
 from tests.imaging import make_jpeg
 from tests.schemas import BUNDLE_SCHEMA, DOCS, bundle_manifests, bundle_validator, check_manifest, load_json
 
@@ -67,7 +67,7 @@ def test_the_schemas_are_valid_json_schema_2020_12() -> None:
 
 def test_the_schema_names_the_format_the_code_writes() -> None:
     schema = load_json(BUNDLE_SCHEMA)
-    assert schema["properties"]["schema"]["const"] == bundle.SCHEMA == "journal.bundle/1"
+    assert schema["properties"]["schema"]["const"] == zipbundle.SCHEMA == "journal.bundle/1"
     # The contract's keys are required, so a reader may rely on them.
     assert {"schema", "batch", "batches", "created_at", "posts"} <= set(schema["required"])
     post = schema["$defs"]["post"]
@@ -82,12 +82,12 @@ def test_a_written_bundle_validates(tmp_path: Path) -> None:
 
 
 def test_an_undocumented_key_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = bundle._manifest_post
+    original = zipbundle._manifest_post
 
     def with_extra(post: BundlePost, files: list[dict[str, Any]]) -> dict[str, Any]:
         return {**original(post, files), "mood": "happy"}
 
-    monkeypatch.setattr(bundle, "_manifest_post", with_extra)
+    monkeypatch.setattr(zipbundle, "_manifest_post", with_extra)
     dest = write(tmp_path)
     ((_, manifest),) = bundle_manifests(dest.parent)
     with pytest.raises(AssertionError, match="mood"):

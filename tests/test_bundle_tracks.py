@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import bundle, privacy
-from journal.bundle import BundleFile, BundlePost, BundleTrack, build_bundle, estimate_post_bytes
 from journal.config import Settings
+from journal.publish import location, zipbundle
+from journal.publish.zipbundle import BundleFile, BundlePost, BundleTrack, build_bundle, estimate_post_bytes
 from journal.services import zones
 from tests.imaging import make_jpeg
 from tests.test_services_exporting import create_user, export, import_files
@@ -112,11 +112,11 @@ def test_a_zone_between_two_drawn_vertices_keeps_the_track_out(
 
 
 def test_a_line_is_in_a_zone_when_a_piece_crosses_it_even_across_180_degrees() -> None:
-    zone = privacy.PrivacyZone(-17.0, 180.0, 500)
-    assert privacy.line_in_any_zone([(-17.0, 179.9), (-17.0, -179.9)], [zone])
-    assert not privacy.line_in_any_zone([(-17.1, 179.9), (-17.1, -179.9)], [zone])  # 11 km south
-    assert not privacy.line_in_any_zone([(-17.0, 179.9), (-17.0, 179.95)], [zone])  # stops 5 km short
-    assert privacy.line_in_any_zone([(-17.0, 179.999)], [zone])
+    zone = location.PrivacyZone(-17.0, 180.0, 500)
+    assert location.line_in_any_zone([(-17.0, 179.9), (-17.0, -179.9)], [zone])
+    assert not location.line_in_any_zone([(-17.1, 179.9), (-17.1, -179.9)], [zone])  # 11 km south
+    assert not location.line_in_any_zone([(-17.0, 179.9), (-17.0, 179.95)], [zone])  # stops 5 km short
+    assert location.line_in_any_zone([(-17.0, 179.999)], [zone])
 
 
 def test_the_size_estimate_bounds_a_bundle_with_a_big_track(tmp_path: Path) -> None:
@@ -130,7 +130,9 @@ def test_the_size_estimate_bounds_a_bundle_with_a_big_track(tmp_path: Path) -> N
     )
     with zipfile.ZipFile(info.path) as archive:
         assert "map.html" in archive.namelist()  # a track alone is worth a map
-    bound = estimate_post_bytes(post) + bundle.estimate_fixed_bytes(title="t", with_map=False, tracks=tracks)
+    bound = estimate_post_bytes(post) + zipbundle.estimate_fixed_bytes(
+        title="t", with_map=False, tracks=tracks
+    )
     assert info.bytes <= bound
-    planned = bundle.plan_bundles([[post]], info.bytes, title="t", tracks=tracks)
+    planned = zipbundle.plan_bundles([[post]], info.bytes, title="t", tracks=tracks)
     assert [[p.id for p in batch] for batch in planned] == [[1]]

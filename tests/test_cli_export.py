@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from journal.cli import cli
 from journal.config import Settings
 from journal.models import OutgoingMessage, Publication
-from journal.platforms import PLATFORMS
+from journal.publish.platforms import PLATFORMS
 from tests.test_services_exporting import Library, make_library
 
 __all__ = ["SmtpRecorder", "smtp_server"]

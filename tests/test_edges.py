@@ -20,8 +20,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import metadata
 from journal.cli import cli
+from journal.media import inspectjson, metadata
 from journal.models import ImportFailure, Photo
 from journal.services import importing
 from tests.conftest import csrf_token
@@ -63,7 +63,7 @@ def test_a_time_beyond_the_calendar_in_utc_is_kept_local_with_no_utc(
     assert meta.taken_at is not None and meta.taken_at.isoformat() == expected
     assert meta.utc_offset == offset
     assert meta.taken_at_utc is None
-    found = metadata.inspect_file(str(path))
+    found = inspectjson.inspect_file(str(path))
     assert found["error"] is None
     assert found["taken_at_utc"] is None
     assert found["taken_at"] == expected
@@ -426,15 +426,15 @@ def test_fixing_the_time_clears_the_mark(app: Flask, user_client: FlaskClient, t
 
 
 def test_machine_readable_times_keep_four_digit_years() -> None:
-    from journal import bundle, privacy
+    from journal.publish import scrub, zipbundle
     from journal.services import exporting
     from journal.services.library import SortKey
     from journal.web.filters import format_datetime
 
     assert exporting._utc_text(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00Z"
-    assert privacy._exif_datetime("0001-01-01T00:00:00") == "0001:01:01 00:00:00"
-    assert bundle._format_when("0001-01-01T12:00:00Z") == "0001-01-01 12:00 UTC"
-    assert bundle._format_when("0001-01-01T00:00:00+14:00") == "0001-01-01T00:00:00+14:00"
+    assert scrub._exif_datetime("0001-01-01T00:00:00") == "0001:01:01 00:00:00"
+    assert zipbundle._format_when("0001-01-01T12:00:00Z") == "0001-01-01 12:00 UTC"
+    assert zipbundle._format_when("0001-01-01T00:00:00+14:00") == "0001-01-01T00:00:00+14:00"
     key = SortKey(datetime(1, 1, 1), 7)
     assert SortKey.parse(key.token()) == key
     assert format_datetime(datetime(1, 1, 1), "%d %b %Y") == "01 Jan 0001"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from journal import renditions
 from journal.config import Settings
-from journal.exportfiles import FileJob, MadeFile, file_kind, make_file
-from journal.platforms import PLATFORMS, Platform, get_platform
-from journal.privacy import ExifKeep
+from journal.media import renditions
+from journal.publish.exportfiles import FileJob, MadeFile, file_kind, make_file
+from journal.publish.platforms import PLATFORMS, Platform, get_platform
+from journal.publish.scrub import ExifKeep
 from tests.imaging import make_textured_jpeg, ssim
 
 MAX_PIXELS = 10**8

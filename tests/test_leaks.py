@@ -19,16 +19,15 @@ from PIL import Image, PngImagePlugin
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import bundle, leaks, privacy
-from journal.bundle import BundleFile, BundlePost, write_bundle_zip
 from journal.config import Settings
 from journal.errors import PrivacyLeak
 from journal.models import Export
-from journal.privacy import ExifKeep, scrub_jpeg
-from journal.services import exporting
+from journal.publish import emailbundle, leaks, scrub, zipbundle
+from journal.publish.scrub import ExifKeep, scrub_jpeg
+from journal.publish.zipbundle import BundleFile, BundlePost, write_bundle_zip
 from tests.conftest import EXIF_SAMPLES
 from tests.imaging import exif_bytes, make_jpeg
-from tests.test_privacy import KEEP, dirty_jpeg
+from tests.test_scrub import KEEP, dirty_jpeg
 from tests.test_services_exporting import add_private_metadata, create_user, export, import_files
 
 EXIFTOOL = shutil.which("exiftool")
@@ -335,8 +334,8 @@ def test_a_scrubber_that_leaves_the_gps_ifd_loses_the_photo_not_the_privacy(
     fine = tmp_path / "in" / "fine.png"
     Image.new("RGB", (40, 30), (1, 2, 3)).save(fine, "PNG")
     import_files(settings, session_factory, user_id, leaky, fine)
-    real = privacy._keep_app
-    monkeypatch.setattr(privacy, "_keep_app", lambda marker, payload: real(marker, payload) or marker == 0xE1)
+    real = scrub._keep_app
+    monkeypatch.setattr(scrub, "_keep_app", lambda marker, payload: real(marker, payload) or marker == 0xE1)
     outcome = export(settings, session_factory, user_id, location="approx")
     problem, post_left_out = outcome.problems
     assert problem.startswith("photo ") and "left out" in post_left_out
@@ -348,7 +347,7 @@ def test_a_scrubber_that_leaves_the_gps_ifd_loses_the_photo_not_the_privacy(
         report = json.loads(archive.read("privacy.json"))
     assert [entry["path"] for entry in report["files"]] == names
     # The photo left out is not marked exported: it is tried again next time.
-    monkeypatch.setattr(privacy, "_keep_app", real)
+    monkeypatch.setattr(scrub, "_keep_app", real)
     again = export(settings, session_factory, user_id, location="approx")
     assert again.problems == [] and again.bundles[0].posts == 1
 
@@ -363,15 +362,15 @@ def test_bytes_written_unlike_the_checked_plan_fail_the_bundle(
     photos = [make_jpeg(tmp_path / "in" / f"{i}.jpg", lat=10.0 + i, lon=20.0, seed=i) for i in range(2)]
     add_private_metadata(*photos)
     import_files(settings, session_factory, user_id, *photos)
-    real = privacy.write_scrub_plan
+    real = scrub.write_scrub_plan
 
-    def write_the_original(plan: privacy.ScrubPlan, src: Path, sink: Any) -> int:
+    def write_the_original(plan: scrub.ScrubPlan, src: Path, sink: Any) -> int:
         if isinstance(sink, leaks.MetadataTap):  # the worker's check sees the right plan...
             return real(plan, src, sink)
         sink.write(src.read_bytes()[: plan.size])  # ...the zip gets the original's header, GPS and all
         return plan.size
 
-    monkeypatch.setattr(privacy, "write_scrub_plan", write_the_original)
+    monkeypatch.setattr(scrub, "write_scrub_plan", write_the_original)
     with pytest.raises(PrivacyLeak, match="still carries gps"):
         export(settings, session_factory, user_id, location="none")
     assert list(settings.exports_dir.iterdir()) == []
@@ -404,7 +403,7 @@ def test_batches_still_fit_with_the_report(
     ]
     import_files(settings, session_factory, user_id, *photos)
     sizes = [p.stat().st_size for p in photos]
-    limit = 3 * max(sizes) + bundle.estimate_fixed_bytes(title="Journal", with_map=True)
+    limit = 3 * max(sizes) + zipbundle.estimate_fixed_bytes(title="Journal", with_map=True)
     outcome = export(settings, session_factory, user_id, max_batch_bytes=limit)
     assert len(outcome.bundles) > 1
     assert all(written.bytes <= limit for written in outcome.bundles)
@@ -416,7 +415,7 @@ def test_batches_still_fit_with_the_report(
 
 
 def test_exif_keep_fields_are_the_whitelist() -> None:
-    """Every field privacy.build_exif can write passes the check: the two lists stay in step."""
+    """Every field scrub.build_exif can write passes the check: the two lists stay in step."""
     keep = ExifKeep(
         orientation=6,
         taken_at="2024-05-01T10:00:00",
@@ -427,11 +426,11 @@ def test_exif_keep_fields_are_the_whitelist() -> None:
         alt=3.0,
     )
     out = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(out, "JPEG", exif=privacy.build_exif(keep))
+    Image.new("RGB", (8, 8)).save(out, "JPEG", exif=scrub.build_exif(keep))
     found = leaks.inspect_bytes([out.getvalue()])
     assert leaks.check(found, leaks.FileRule(gps_allowed=True)) == []
     assert found.carries == {leaks.GPS, leaks.CAMERA, leaks.TIME, leaks.ORIENTATION}
-    assert exporting.PRIVACY_NOTE.startswith("The attached privacy.json")
+    assert emailbundle.PRIVACY_NOTE.startswith("The attached privacy.json")
 
 
 def test_a_huge_png_is_read_without_decoding_it() -> None:

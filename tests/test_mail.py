@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from journal.errors import InvalidInput
-from journal.mail import (
+from journal.publish.mail import (
     PendingMessage,
     SmtpTarget,
     build_eml,

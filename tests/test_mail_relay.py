@@ -23,12 +23,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import mail
 from journal.app import create_app
 from journal.cli import cli
 from journal.config import Settings
 from journal.errors import InvalidInput
 from journal.models import Export, OutgoingMessage, User
+from journal.publish import mail
 from tests.conftest import PASSWORD, csrf_token, make_user, sign_in
 from tests.imaging import make_jpeg
 from tests.test_services_exporting import import_files

@@ -1,4 +1,4 @@
-"""journal.metadata: every sample image against ExifTool's reading, plus small images made here."""
+"""journal.media.metadata: every sample image against ExifTool's reading, plus small images made here."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ import exifread
 import pytest
 from PIL import AvifImagePlugin, Image, ImageFile, TiffImagePlugin, WebPImagePlugin
 
-from journal import metadata
 from journal.errors import ImageTooLarge, UnreadableFile
-from journal.metadata import INSPECT_KEYS, PhotoMetadata, inspect_file, read_metadata
+from journal.media import heif, metadata
+from journal.media.inspectjson import INSPECT_KEYS, inspect_file, inspect_json
+from journal.media.metadata import PhotoMetadata, read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "exif"
@@ -263,7 +264,7 @@ def test_camera_offset(tmp_path: Path) -> None:
     assert meta.taken_at == datetime(2024, 5, 1, 12, 34, 56, 500000)
     assert (meta.utc_offset, meta.offset_source, meta.effective_offset_minutes) == ("-04:00", "camera", -240)
     assert meta.taken_at_utc == datetime(2024, 5, 1, 16, 34, 56, 500000, tzinfo=UTC)
-    got = meta.to_inspect_json("p.jpg")
+    got = inspect_json(meta, "p.jpg")
     assert (got["taken_at"], got["taken_at_utc"]) == (
         "2024-05-01T12:34:56.500000",
         "2024-05-01T16:34:56.500000Z",
@@ -273,7 +274,7 @@ def test_camera_offset(tmp_path: Path) -> None:
 def test_recorded_zero_subseconds_are_shown(tmp_path: Path) -> None:
     meta = read_metadata(_jpeg(tmp_path / "p.jpg", _exif(taken_at="2024:05:01 12:34:56", subsec="00")))
     assert meta.has_subseconds
-    assert meta.to_inspect_json("p.jpg")["taken_at"] == "2024-05-01T12:34:56.000000"
+    assert inspect_json(meta, "p.jpg")["taken_at"] == "2024-05-01T12:34:56.000000"
 
 
 def test_offset_inferred_from_gps_time_rounds_to_a_quarter_hour(tmp_path: Path) -> None:
@@ -285,7 +286,7 @@ def test_offset_inferred_from_gps_time_rounds_to_a_quarter_hour(tmp_path: Path) 
     assert meta.gps_time_utc == datetime(2024, 5, 1, 6, 47, 10, tzinfo=UTC)
     assert (meta.offset_source, meta.effective_offset_minutes, meta.utc_offset) == ("gps", 345, None)
     assert meta.taken_at_utc == datetime(2024, 5, 1, 6, 49, 56, tzinfo=UTC)
-    got = meta.to_inspect_json("p.jpg")
+    got = inspect_json(meta, "p.jpg")
     assert (got["utc_offset"], got["taken_at_utc"]) == (None, "2024-05-01T06:49:56Z")
 
 
@@ -324,8 +325,8 @@ def test_time_zone_fallback_knows_daylight_saving(tmp_path: Path) -> None:
     )
     assert (summer.offset_source, summer.effective_offset_minutes) == ("timezone", -240)
     assert (winter.offset_source, winter.effective_offset_minutes) == ("timezone", -300)
-    assert summer.to_inspect_json("s.jpg")["utc_offset"] is None
-    assert summer.to_inspect_json("s.jpg")["taken_at_utc"] == "2024-07-04T16:00:00Z"
+    assert inspect_json(summer, "s.jpg")["utc_offset"] is None
+    assert inspect_json(summer, "s.jpg")["taken_at_utc"] == "2024-07-04T16:00:00Z"
 
 
 def test_time_zone_is_looked_up_only_when_asked_or_needed(tmp_path: Path) -> None:
@@ -526,7 +527,7 @@ def test_heif_exif_item_in_idat(tmp_path: Path) -> None:
     exif = _exif(make="Heifcam", orientation=8).tobytes()[6:]  # the TIFF block, without "Exif\0\0"
     (tmp_path / "x.heic").write_bytes(_heif(64, 48, exif))
     with (tmp_path / "x.heic").open("rb") as fh:
-        items = metadata._read_heif_items(fh, tmp_path / "x.heic")
+        items = heif.read_heif_items(fh, tmp_path / "x.heic")
     assert (items.width, items.height) == (64, 48)
     assert items.exif is not None and metadata._tags_from_block(items.exif)["Make"] == "Heifcam"
 
@@ -566,7 +567,7 @@ def test_exif_claiming_endless_entries_is_cut_short(tmp_path: Path, caplog: pyte
     block = b"MM\x00*" + struct.pack(">IH", 8, 1) + entries + struct.pack(">IH", ifd1, 0xFFFF) + b"\0" * 64
     photo = tmp_path / "greedy.jpg"
     Image.new("RGB", (8, 8)).save(photo, "JPEG", exif=b"Exif\x00\x00" + block)
-    with caplog.at_level("DEBUG", logger="journal.metadata"):
+    with caplog.at_level("DEBUG", logger="journal.media.metadata"):
         meta = read_metadata(photo)
     assert meta.make == "Cam"  # from Pillow's parser, which reads IFD0 only
     assert "_ReadBudgetExceeded" in caplog.text
@@ -618,7 +619,7 @@ def test_importing_and_inspecting_stays_light() -> None:
     """`journal inspect` must start fast: no web stack, no GeoNames data, no pillow-heif for a JPEG."""
     code = f"""
         import sys
-        from journal.metadata import inspect_file
+        from journal.media.inspectjson import inspect_file
         assert inspect_file({str(SAMPLES / "exiftool__Google.jpg")!r})["error"] is None
         heavy = ("flask", "sqlalchemy", "reverse_geocode", "scipy", "numpy", "pillow_heif", "tzfpy")
         print(sorted(name for name in heavy if name in sys.modules))

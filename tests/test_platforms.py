@@ -7,7 +7,7 @@ import random
 import pytest
 
 from journal.errors import InvalidInput
-from journal.platforms import (
+from journal.publish.platforms import (
     ELLIPSIS,
     PLATFORMS,
     Platform,

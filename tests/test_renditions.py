@@ -16,9 +16,9 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageStat
 
-from journal import renditions
 from journal.errors import ImageTooLarge, UnreadableFile
-from journal.renditions import RenditionResult, make_web_renditions, render, save_jpeg
+from journal.media import renditions
+from journal.media.renditions import RenditionResult, make_web_renditions, render, save_jpeg
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "exif"
 RED = (255, 0, 0)

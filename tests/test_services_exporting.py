@@ -24,13 +24,14 @@ from PIL import Image, PngImagePlugin
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import bundle, leaks, privacy, storage
+from journal import storage
 from journal.config import Settings
 from journal.errors import InvalidInput, NotFound, UnreadableFile
-from journal.exportfiles import FileJob, Workers
 from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Publication, Trip
-from journal.platforms import get_platform
-from journal.privacy import ExifKeep
+from journal.publish import leaks, scrub, zipbundle
+from journal.publish.exportfiles import FileJob, Workers
+from journal.publish.platforms import get_platform
+from journal.publish.scrub import ExifKeep
 from journal.services import exporting, importing, publishing, users, zones
 from tests.imaging import exif_bytes, make_jpeg
 
@@ -436,7 +437,7 @@ def test_platform_files_start_from_the_web_image_and_keep_the_originals_exif(
     assert (job.web, job.web_size) == (web, web_size) and web.is_file()
     files = []
     for step in ("with the web image", "without"):
-        with caplog.at_level("DEBUG", logger="journal.exportfiles"):
+        with caplog.at_level("DEBUG", logger="journal.publish.exportfiles"):
             outcome = export(
                 settings,
                 session_factory,
@@ -565,7 +566,7 @@ def test_workers_plan_streamed_scrubs_in_other_processes(tmp_path: Path) -> None
     by_id = {job.photo_id: job for job in jobs}
     for result in planned:  # planned only, hashed by the worker: the hash of what will be written
         job = by_id[result.photo_id]
-        assert result.path is None and result.plan == privacy.plan_scrub(job.src, keep=job.keep)
+        assert result.path is None and result.plan == scrub.plan_scrub(job.src, keep=job.keep)
         assert result.plan.sha256 == hashlib.sha256(_scrubbed(job)).hexdigest()
     for result in made:  # written out (as for e-mail)
         assert result.path is not None and result.path.read_bytes() == _scrubbed(by_id[result.photo_id])
@@ -575,14 +576,14 @@ def test_without_workers_everything_runs_here_in_turn(tmp_path: Path) -> None:
     jobs = _scrub_jobs(tmp_path, 2)
     with Workers(1) as workers:
         assert workers.submit(os.getpid).result() == os.getpid()
-        failed = workers.submit(privacy.plan_scrub, tmp_path / "missing.jpg", keep=ExifKeep())
+        failed = workers.submit(scrub.plan_scrub, tmp_path / "missing.jpg", keep=ExifKeep())
         assert isinstance(failed.exception(), FileNotFoundError)
         assert [m.plan is not None for m in workers.make_files(jobs)] == [True, True]
 
 
 def _scrubbed(job: FileJob) -> bytes:
     out = io.BytesIO()
-    privacy.scrub_jpeg(job.src, out, keep=job.keep)
+    scrub.scrub_jpeg(job.src, out, keep=job.keep)
     return out.getvalue()
 
 
@@ -688,7 +689,7 @@ def test_a_file_failing_mid_zip_leaves_no_half_zip(
 ) -> None:
     calls = []
 
-    real = privacy.write_scrub_plan
+    real = scrub.write_scrub_plan
 
     def write_plan(plan: Any, src: Path, sink: Any) -> int:
         if isinstance(sink, leaks.MetadataTap):  # the worker's check of a planned scrub
@@ -699,7 +700,7 @@ def test_a_file_failing_mid_zip_leaves_no_half_zip(
             raise OSError("disk read error")
         return real(plan, src, sink)
 
-    monkeypatch.setattr(privacy, "write_scrub_plan", write_plan)
+    monkeypatch.setattr(scrub, "write_scrub_plan", write_plan)
     with pytest.raises(UnreadableFile, match="disk read error"):
         export(settings, session_factory, library.user_id)
     assert list(settings.exports_dir.iterdir()) == [] and _no_temp_files(settings)
@@ -709,15 +710,16 @@ def test_a_file_failing_mid_zip_leaves_no_half_zip(
 
 _CRASH = """
 import os, sys
-from journal import bundle, db
+from journal import db
+from journal.publish import zipbundle
 from journal.config import Settings
 from journal.services import exporting
-written = bundle._write_text
+written = zipbundle._write_text
 def crash(archive, name, text, stamp):
     if name == "index.html":
         os._exit(9)  # no cleanup at all, as with SIGKILL or a power cut
     written(archive, name, text, stamp)
-bundle._write_text = crash
+zipbundle._write_text = crash
 settings = Settings(home=__import__("pathlib").Path(sys.argv[1]), workers=1)
 factory = db.make_session_factory(db.make_engine(settings.database_url))
 exporting.run_export(factory, settings, exporting.ExportRequest(user_id=int(sys.argv[2])))
@@ -783,7 +785,7 @@ def test_published_needs_a_recorded_bundle(
     settings: Settings, session_factory: sessionmaker[Session], library: Library, tmp_path: Path
 ) -> None:
     written = export(settings, session_factory, library.user_id).bundles[0]
-    stranger = bundle.build_bundle(
+    stranger = zipbundle.build_bundle(
         tmp_path / "other.zip", posts=[], batch=1, batches=1, created_at="2026-01-01T00:00:00Z", title="t"
     )
     not_bundle = tmp_path / "plain.zip"

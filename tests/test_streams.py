@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from journal.streams import BackgroundSink, HashingSink, WritebackSink
+from journal.publish.streams import BackgroundSink, HashingSink, WritebackSink
 
 
 class Collect:

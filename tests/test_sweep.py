@@ -28,12 +28,12 @@ from hypothesis import strategies as st
 from PIL import Image, TiffImagePlugin
 from sqlalchemy import select
 
-from journal import metadata
 from journal.app import create_app
 from journal.cli import cli
 from journal.config import Settings
+from journal.media import inspectjson
 from journal.models import Photo, Post, Trip, User
-from journal.platforms import PLATFORMS
+from journal.publish.platforms import PLATFORMS
 from journal.services import exporting
 from tests import walker
 from tests.conftest import csrf_token, make_user, sign_in
@@ -288,7 +288,7 @@ def no_tracebacks() -> Iterator[None]:
 
 def check_inspect(found: dict[str, Any]) -> None:
     """One `journal inspect` object keeps to CONTRACT.md."""
-    assert tuple(found) == metadata.INSPECT_KEYS
+    assert tuple(found) == inspectjson.INSPECT_KEYS
     error = found["error"]
     assert error is None or (isinstance(error, str) and "internal error" not in error), error
     walker.check_position(found["lat"], found["lon"], "inspect")
@@ -353,7 +353,7 @@ def test_extreme_metadata_breaks_no_step(
             (folder / f"t{i}.gpx").write_text(gpx_text(points), encoding="utf-8")
 
         for path in files:
-            check_inspect(metadata.inspect_file(str(path)))
+            check_inspect(inspectjson.inspect_file(str(path)))
 
         home = root / "home"
         app = _app(home)

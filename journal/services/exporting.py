@@ -9,20 +9,21 @@ The run has three steps, like the import:
 3. Batches are planned from the exact (or bounded) file sizes, and each batch is written
    atomically (temp file + rename) and then recorded in its own transaction. A crash leaves
    finished, recorded bundles and at worst one complete file with no record; never a partial
-   file, never a record of a file that is not there.
+   file, never a record of a file that is not there. The bundles themselves (planning the
+   batches, writing a zip or a message) are journal/publish/zipbundle.py and emailbundle.py.
 
 Decisions:
 
 - "Not exported yet" is per platform: a post counts as exported for a platform once a bundle
   made for that platform holds it (so the same posts can go to Instagram and then Mastodon).
 - Posts without photos are left out.
-- How each file is made (lossless scrub, lossless re-save, re-encode) is in journal/exportfiles.py.
+- How each file is made (lossless scrub, lossless re-save, re-encode) is in journal/publish/exportfiles.py.
   Every file carries only ExifKeep's fields: time, camera make/model, orientation, and a
   position only in `exact` mode outside every privacy zone.
 - A post's location and place come from its first located photo; inside a privacy zone it has
   no location and its place is the country only, whatever the mode.
 - A photo whose file cannot be made is left out and reported; the rest of the export goes on.
-- Leaks (journal/leaks.py): every file is read again, from its bytes, with exifread and Pillow.
+- Leaks (journal/publish/leaks.py): every file is read again, from its bytes, with exifread and Pillow.
   A made file (or a planned scrub) that carries what its mode forbids is left out like a damaged
   one: that is a single odd photo, and the rest of the export is still good. The bundle writer
   reads the bytes once more as they go into the zip or the message; a leak found there means the
@@ -35,13 +36,8 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
-import email.message
-import email.policy
-import email.utils
 import fcntl
 import functools
-import hashlib
-import json
 import logging
 import math
 import os
@@ -58,21 +54,30 @@ from typing import BinaryIO, Literal, get_args
 from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import bundle, clock, leaks, mail, privacy, storage
-from journal.batching import MIME_MESSAGE_OVERHEAD, MIME_PART_OVERHEAD, eml_attachment_bytes, plan_batches
+from journal import clock, storage
 from journal.config import Settings
-from journal.errors import Conflict, InvalidInput, NotFound, PrivacyLeak, UnreadableFile
-from journal.exportfiles import FILE_ERRORS, FileJob, MadeFile, Workers, file_kind, one_line
+from journal.errors import Conflict, InvalidInput, NotFound, UnreadableFile
 from journal.geo import is_valid_position
 from journal.models import Export, ExportPost, OutgoingMessage, Photo, Post, Track, Trip, User
-from journal.platforms import Platform, cut_caption, fit_caption, get_platform, part_suffix, split_post
-from journal.privacy import ExifKeep, LocationMode
+from journal.publish import emailbundle, leaks, mail, scrub, zipbundle
+from journal.publish.exportfiles import FILE_ERRORS, FileJob, MadeFile, Workers, file_kind, one_line
+from journal.publish.location import (
+    LocationMode,
+    PrivacyZone,
+    check_location_mode,
+    exif_position,
+    in_any_zone,
+    line_in_any_zone,
+    public_location,
+    public_place,
+)
+from journal.publish.platforms import Platform, cut_caption, get_platform, part_suffix, split_post
+from journal.publish.scrub import ExifKeep
+from journal.publish.streams import ByteSink
 from journal.services import geotagging, quota, recipients
 from journal.services.housekeeping import writer_guard
 from journal.services.owned import owned
 from journal.services.zones import zones_for
-from journal.storage import atomic_write
-from journal.streams import ByteSink, file_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +88,6 @@ DEFAULT_EML_MAX_BYTES = 20_000_000
 DEFAULT_SENDER = "journal@localhost"
 #: Rows copied per query while reading the posts to export.
 _READ_CHUNK = 500
-
-_MIME = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 
 # --- what to export ------------------------------------------------------------------------
@@ -108,13 +111,13 @@ class ExportRequest:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "platform", get_platform(self.platform).name)
-        privacy.check_location_mode(self.location)
+        check_location_mode(self.location)
         if self.format not in EXPORT_FORMATS:
             raise InvalidInput(f"unknown format {self.format!r}; choose one of: {', '.join(EXPORT_FORMATS)}")
         if self.max_batch_bytes is not None and self.max_batch_bytes <= 0:
             raise InvalidInput("the batch size must be positive")
         if self.format == "eml":
-            _check_address(self.mail_from)
+            mail.check_address(self.mail_from)
             if self.mail_to:
                 object.__setattr__(self, "mail_to", mail.parse_recipient(self.mail_to))
 
@@ -124,13 +127,6 @@ class ExportRequest:
         if self.max_batch_bytes is None and self.format == "eml":
             return DEFAULT_EML_MAX_BYTES
         return self.max_batch_bytes
-
-
-def _check_address(value: str) -> None:
-    """InvalidInput unless value holds one plausible e-mail address."""
-    _, address = email.utils.parseaddr(value)
-    if "@" not in address or any(c in value for c in "\r\n"):
-        raise InvalidInput(f"not an e-mail address: {value!r}")
 
 
 def megabytes(value: float | None) -> int | None:
@@ -319,7 +315,7 @@ class TrackSource:
     ended_at: datetime | None
     #: The track belongs to the trip being exported (drawn in each of its bundles, like the trip's map).
     own: bool
-    track: bundle.BundleTrack
+    track: zipbundle.BundleTrack
     withheld: bool = False
 
 
@@ -330,11 +326,11 @@ class BatchTracks:
     tracks: tuple[TrackSource, ...] = ()
     spans: dict[int, tuple[datetime, datetime]] = field(default_factory=dict)
 
-    def drawable(self) -> list[bundle.BundleTrack]:
+    def drawable(self) -> list[zipbundle.BundleTrack]:
         """Every track some batch may draw (for the size estimate)."""
         return [source.track for source in self.tracks if not source.withheld]
 
-    def for_batch(self, posts: Sequence[bundle.BundlePost]) -> tuple[list[bundle.BundleTrack], int]:
+    def for_batch(self, posts: Sequence[zipbundle.BundlePost]) -> tuple[list[zipbundle.BundleTrack], int]:
         """The tracks a batch draws (the trip's own, or meeting its photos' times), and how many withheld."""
         spans = [self.spans[post.id] for post in posts if post.id in self.spans]
         first = min((span[0] for span in spans), default=None)
@@ -366,7 +362,7 @@ def select_tracks(
     settings: Settings,
     request: ExportRequest,
     posts: Sequence[PostSource],
-    zones: Sequence[privacy.PrivacyZone],
+    zones: Sequence[PrivacyZone],
 ) -> BatchTracks:
     """The tracks an export's maps may draw: only for `exact` zips (a track is a trail of exact positions).
 
@@ -396,7 +392,7 @@ def select_tracks(
 
 
 def _track_source(
-    settings: Settings, row: Track, request: ExportRequest, zones: Sequence[privacy.PrivacyZone]
+    settings: Settings, row: Track, request: ExportRequest, zones: Sequence[PrivacyZone]
 ) -> TrackSource:
     """A track row as its drawn lines, withheld when it touches a privacy zone."""
     lines = []
@@ -417,23 +413,23 @@ def _track_source(
         started_at=row.started_at,
         ended_at=row.ended_at,
         own=request.trip_id is not None and row.trip_id == request.trip_id,
-        track=bundle.BundleTrack(tuple(lines)),
+        track=zipbundle.BundleTrack(tuple(lines)),
         withheld=withheld,
     )
 
 
 def _touches_zone(
-    settings: Settings, row: Track, lines: Sequence[bundle.Line], zones: Sequence[privacy.PrivacyZone]
+    settings: Settings, row: Track, lines: Sequence[zipbundle.Line], zones: Sequence[PrivacyZone]
 ) -> bool:
     """True when a drawn line or a recorded point (of the GPX file, not the drawing) is in a zone."""
-    if any(privacy.line_in_any_zone(line, zones) for line in lines):
+    if any(line_in_any_zone(line, zones) for line in lines):
         return True
     recorded = geotagging.parsed_track(settings, row)
     if recorded is None:
         logger.warning("track %d left out of the bundle map: its file cannot be checked for zones", row.id)
         return True
     return any(
-        privacy.in_any_zone(point.lat, point.lon, zones)
+        in_any_zone(point.lat, point.lon, zones)
         for segment in (*recorded.segments, *recorded.routes)
         for point in segment
     )
@@ -454,17 +450,17 @@ class PostFacts:
     position_source: str | None = None
 
 
-def post_facts(post: PostSource, mode: LocationMode, zones: Sequence[privacy.PrivacyZone]) -> PostFacts:
+def post_facts(post: PostSource, mode: LocationMode, zones: Sequence[PrivacyZone]) -> PostFacts:
     """Location and place from the first located photo (none inside a zone); time from the first timed one."""
     located = next((p for p in post.photos if p.position is not None), None)
     location: dict[str, float] | None = None
     place: str | None = None
     if located is not None and located.position is not None:
-        inside = privacy.in_any_zone(*located.position, zones)
-        public = privacy.public_location(*located.position, mode, zones)
+        inside = in_any_zone(*located.position, zones)
+        public = public_location(*located.position, mode, zones)
         if public is not None:
             location = {"lat": round(public[0], 6), "lon": round(public[1], 6)}
-        place = privacy.public_place(located.place, located.country, "none" if inside else mode)
+        place = public_place(located.place, located.country, "none" if inside else mode)
     timed_photos = [p for p in post.photos if p.taken_at_utc is not None or p.taken_at is not None]
     # A photo whose clock can be right dates the post; one that cannot only when no other has a time.
     timed = next((p for p in timed_photos if not p.clock_wrong), timed_photos[0] if timed_photos else None)
@@ -483,10 +479,10 @@ def _utc_text(moment: datetime | None) -> str | None:
 
 
 def exif_keep(
-    photo: PhotoSource, mode: LocationMode, zones: Sequence[privacy.PrivacyZone], *, upright: bool
+    photo: PhotoSource, mode: LocationMode, zones: Sequence[PrivacyZone], *, upright: bool
 ) -> ExifKeep:
     """The EXIF a file of this photo may carry; orientation 1 when its pixels are made upright."""
-    position = privacy.exif_position(photo.lat, photo.lon, mode, zones) if photo.position else None
+    position = exif_position(photo.lat, photo.lon, mode, zones) if photo.position else None
     alt = photo.alt if position is not None and photo.alt is not None and math.isfinite(photo.alt) else None
     return ExifKeep(
         orientation=1 if upright else photo.orientation,
@@ -522,7 +518,7 @@ def plan_jobs(
     post: PostSource,
     platform: Platform,
     mode: LocationMode,
-    zones: Sequence[privacy.PrivacyZone],
+    zones: Sequence[PrivacyZone],
     *,
     work: Path,
     max_pixels: int,
@@ -783,13 +779,13 @@ def _work_folder(settings: Settings) -> Iterator[Path]:
 def _make_groups(
     posts: Sequence[PostSource],
     run: ExportRun,
-    zones: Sequence[privacy.PrivacyZone],
+    zones: Sequence[PrivacyZone],
     settings: Settings,
     work: Path,
     workers: Workers,
     outcome: ExportOutcome,
     ticker: _Ticker,
-) -> list[list[bundle.BundlePost]]:
+) -> list[list[zipbundle.BundlePost]]:
     """Make the files and turn each post into its group of BundlePosts (its numbered parts).
 
     Streamed scrubs (JPEG originals into a zip) are only planned here, by the workers: a damaged
@@ -824,7 +820,7 @@ def _make_groups(
 
 def _bundle_file(
     job: FileJob, made: MadeFile, ticker: _Ticker, outcome: ExportOutcome
-) -> bundle.BundleFile | None:
+) -> zipbundle.BundleFile | None:
     """The BundleFile of a job: a made file, or a planned scrub written into the zip; None when it failed."""
     if made.error is not None:
         outcome.problems.append(f"photo {job.photo_id} (post {job.post_id}): {made.error}")
@@ -833,7 +829,7 @@ def _bundle_file(
     if made.plan is not None:
         writer = functools.partial(_write_planned, job, made.plan, ticker)
         size, sha256 = made.plan.size, made.plan.sha256
-        return bundle.BundleFile(
+        return zipbundle.BundleFile(
             entry_name(job),
             writer,
             made.width,
@@ -844,33 +840,35 @@ def _bundle_file(
             rule=rule,
         )
     assert made.path is not None
-    return bundle.BundleFile(entry_name(job), made.path, made.width, made.height, thumb=job.thumb, rule=rule)
+    return zipbundle.BundleFile(
+        entry_name(job), made.path, made.width, made.height, thumb=job.thumb, rule=rule
+    )
 
 
 def entry_name(job: FileJob) -> str:
     """Where a job's file goes inside the bundle: photos/<post-id>-<n>.<ext>."""
-    return bundle.photo_entry_name(job.post_id, job.number, job.ext)
+    return zipbundle.photo_entry_name(job.post_id, job.number, job.ext)
 
 
-def _write_planned(job: FileJob, plan: privacy.ScrubPlan, ticker: _Ticker, sink: ByteSink) -> None:
+def _write_planned(job: FileJob, plan: scrub.ScrubPlan, ticker: _Ticker, sink: ByteSink) -> None:
     """Write a JPEG original's scrub into its zip entry, as a worker planned it."""
     try:
-        privacy.write_scrub_plan(plan, job.src, sink)
+        scrub.write_scrub_plan(plan, job.src, sink)
     except FILE_ERRORS as exc:
         raise UnreadableFile(f"photo {job.photo_id} (post {job.post_id}): {one_line(exc)}") from exc
     ticker.tick()
 
 
 def post_group(
-    post: PostSource, files: Sequence[bundle.BundleFile], platform: Platform, facts: PostFacts
-) -> list[bundle.BundlePost]:
+    post: PostSource, files: Sequence[zipbundle.BundleFile], platform: Platform, facts: PostFacts
+) -> list[zipbundle.BundlePost]:
     """A post as the platform takes it: numbered parts when it has too many photos, captions cut to fit."""
     parts = split_post(files, platform)
     group = []
     for index, part in enumerate(parts, start=1):
         caption = cut_caption(post.caption, platform, suffix=part_suffix(index, len(parts)))
         group.append(
-            bundle.BundlePost(
+            zipbundle.BundlePost(
                 id=post.id,
                 caption=caption.text,
                 caption_cut=caption.cut,
@@ -893,7 +891,7 @@ def post_group(
 def _write_batches(
     factory: sessionmaker[Session],
     run: ExportRun,
-    groups: list[list[bundle.BundlePost]],
+    groups: list[list[zipbundle.BundlePost]],
     workers: Workers,
     outcome: ExportOutcome,
     ticker: _Ticker,
@@ -905,9 +903,9 @@ def _write_batches(
         return
     limit = run.request.batch_limit
     if run.request.format == "zip":
-        batches = bundle.plan_bundles(groups, limit, title=run.title, tracks=tracks.drawable())
+        batches = zipbundle.plan_bundles(groups, limit, title=run.title, tracks=tracks.drawable())
     else:
-        batches = plan_eml_batches(groups, limit, title=run.title)
+        batches = emailbundle.plan_bundles(groups, limit, title=run.title)
     usage = run.usage
     if not usage.fits(sum(_photo_bytes(posts) for posts in batches)):
         raise usage.refuse()  # before the first bundle: an export that cannot fit writes nothing
@@ -924,7 +922,7 @@ def _write_batches(
     ticker.set_phase("Done")
 
 
-def _photo_bytes(posts: Sequence[bundle.BundlePost]) -> int:
+def _photo_bytes(posts: Sequence[zipbundle.BundlePost]) -> int:
     """What a batch's photos take (its page and map come on top: counted once written)."""
     return sum(file.size_bound() for post in posts for file in post.files)
 
@@ -932,7 +930,7 @@ def _photo_bytes(posts: Sequence[bundle.BundlePost]) -> int:
 def _write_and_record(
     factory: sessionmaker[Session],
     run: ExportRun,
-    posts: list[bundle.BundlePost],
+    posts: list[zipbundle.BundlePost],
     number: int,
     batches: int,
     workers: Workers,
@@ -943,7 +941,7 @@ def _write_and_record(
     message_id: str | None = None
     if run.request.format == "zip":
         drawn, withheld = tracks.for_batch(posts)
-        info = bundle.build_bundle(
+        info = zipbundle.build_bundle(
             dest,
             posts=posts,
             batch=number,
@@ -958,8 +956,19 @@ def _write_and_record(
         )
         sha256, size = info.sha256, info.bytes
     else:
-        message_id = mail.make_message_id()
-        sha256, size = write_eml(dest, posts, run=run, batch=number, batches=batches, message_id=message_id)
+        message = emailbundle.build_bundle(
+            dest,
+            posts=posts,
+            batch=number,
+            batches=batches,
+            created_at=run.created_text,
+            title=run.title,
+            sender=run.request.mail_from,
+            to=run.request.mail_to,
+            staging=run.staging,
+            location=run.request.location,
+        )
+        sha256, size, message_id = message.sha256, message.bytes, message.message_id
     try:
         with factory() as session, session.begin():
             export = record_export(
@@ -996,7 +1005,7 @@ def record_export(
     size: int,
     batch: int,
     batches: int,
-    posts: Sequence[bundle.BundlePost],
+    posts: Sequence[zipbundle.BundlePost],
 ) -> Export:
     """Insert the Export row of a written bundle and its (post, part) links; flushes."""
     request = run.request
@@ -1022,160 +1031,9 @@ def record_export(
     return export
 
 
-def _remove_made_files(posts: Sequence[bundle.BundlePost]) -> None:
+def _remove_made_files(posts: Sequence[zipbundle.BundlePost]) -> None:
     """Delete a written batch's made files from the work folder (keeps the disk use to one batch)."""
     for post in posts:
         for file in post.files:
             if isinstance(file.source, Path):
                 file.source.unlink(missing_ok=True)
-
-
-# --- e-mail bundles ------------------------------------------------------------------------
-
-
-def attachment_name(file: bundle.BundleFile) -> str:
-    """An attachment's file name: the entry's last part ("12-1.jpg")."""
-    return file.path_in_zip.rsplit("/", 1)[-1]
-
-
-def plan_eml_batches(
-    groups: Sequence[Sequence[bundle.BundlePost]], max_bytes: int | None, *, title: str
-) -> list[list[bundle.BundlePost]]:
-    """Batches whose encoded message stays under max_bytes (batching.eml_size bounds); groups stay whole."""
-    # The body is sent as 7bit, quoted-printable or base64: at most twice its UTF-8 size (batching.eml_size).
-    fixed = MIME_MESSAGE_OVERHEAD + MIME_PART_OVERHEAD + 2 * len(_email_head(title, 99, 99).encode()) + 16
-    report = len(json.dumps(bundle.EMPTY_REPORT, indent=1)) + 64
-    fixed += eml_attachment_bytes(report, leaks.FILE_NAME)
-
-    def size_of(group: Sequence[bundle.BundlePost]) -> int:
-        text = sum(2 * len(_email_post_text(post).encode()) for post in group)
-        files = [f for post in group for f in post.files]
-        # Each file's entry in the privacy.json attachment, base64 (4/3) with line breaks: at most double.
-        privacy_bytes = 2 * bundle.PRIVACY_FILE_BYTES * len(files)
-        return (
-            text
-            + privacy_bytes
-            + sum(eml_attachment_bytes(f.size_bound(), attachment_name(f)) for f in files)
-        )
-
-    batches = plan_batches(list(groups), size_of, max_bytes, fixed_bytes=fixed)
-    return [[post for group in batch for post in group] for batch in batches]
-
-
-def _email_head(title: str, batch: int, batches: int) -> str:
-    """The first lines of a message body."""
-    part = f" (part {batch} of {batches})" if batches > 1 else ""
-    return f"{title}{part}\n\n{PRIVACY_NOTE}\n\n"
-
-
-#: The body's pointer to the privacy report an e-mail bundle carries as an attachment.
-PRIVACY_NOTE = (
-    f"The attached {leaks.FILE_NAME} says, for each photo, what was removed from it and what it kept;"
-    " each one was read again after it was written."
-)
-
-
-def _email_post_text(post: bundle.BundlePost) -> str:
-    """One post in the plain-text body: caption, when and where, its attachments."""
-    lines = [post.caption] if post.caption else []
-    facts = [_when_text(post), post.place or ""]
-    if post.location is not None:
-        facts.append(f"{post.location['lat']:.5f}, {post.location['lon']:.5f}")
-    lines.append(" · ".join(fact for fact in facts if fact))
-    lines.append("Photos: " + ", ".join(attachment_name(f) for f in post.files))
-    return "\n".join(lines) + "\n\n"
-
-
-def _when_text(post: bundle.BundlePost) -> str:
-    """When a post was taken, for the e-mail body: local time, else UTC."""
-    if post.taken_at_local:
-        return clock.strftime(datetime.fromisoformat(post.taken_at_local), "%Y-%m-%d %H:%M")
-    if post.taken_at_utc:
-        return clock.strftime(datetime.fromisoformat(post.taken_at_utc), "%Y-%m-%d %H:%M UTC")
-    return ""
-
-
-def email_subject(posts: Sequence[bundle.BundlePost], *, title: str, batch: int, batches: int) -> str:
-    """A single post's caption (first line, cut at a word), else the title with the post count."""
-    ids = {post.id for post in posts}
-    first_line = posts[0].caption.strip().split("\n", 1)[0] if posts else ""
-    if len(ids) == 1 and first_line:
-        return fit_caption(first_line, Platform("subject", caption_limit=78))[0]
-    part = f" ({batch}/{batches})" if batches > 1 else ""
-    return f"{title}: {len(ids)} post{'' if len(ids) == 1 else 's'}{part}"
-
-
-def email_body(posts: Sequence[bundle.BundlePost], *, title: str, batch: int, batches: int) -> str:
-    """The plain-text body of a batch's message."""
-    return _email_head(title, batch, batches) + "".join(_email_post_text(post) for post in posts)
-
-
-def write_eml(
-    dest: Path,
-    posts: Sequence[bundle.BundlePost],
-    *,
-    run: ExportRun,
-    batch: int,
-    batches: int,
-    message_id: str,
-) -> tuple[str, int]:
-    """Write a batch as one MIME message (atomically); returns its SHA-256 and size.
-
-    Every photo is read again (leaks.inspect_bytes) and its findings go into the privacy.json
-    attachment; the message is then parsed back, and each attachment must be byte for byte the
-    file that was checked. PrivacyLeak otherwise: nothing is written.
-    """
-    files = [f for post in posts for f in post.files]
-    checks = leaks.BundleChecks()
-    for f in files:
-        source = _file_bytes(f)
-        pieces = file_pieces(source) if isinstance(source, Path) else [source]
-        checks.files.append((attachment_name(f), leaks.inspect_bytes(pieces, hashed=True), f.rule))
-    if found := checks.leaks():
-        raise PrivacyLeak(f"{dest.name}: {' / '.join(found)}")
-    report = leaks.report(
-        run.request.location, checks.entries(), batch=batch, batches=batches, created_at=run.created_text
-    )
-    attachments: list[tuple[str, Path | bytes, str]] = [
-        (
-            attachment_name(f),
-            _file_bytes(f),
-            _MIME.get(f.path_in_zip.rsplit(".", 1)[-1], "application/octet-stream"),
-        )
-        for f in files
-    ]
-    report_json = json.dumps(report, ensure_ascii=False, indent=1).encode("utf-8")
-    attachments.append((leaks.FILE_NAME, report_json, "application/json"))
-    data = mail.build_eml(
-        subject=email_subject(posts, title=run.title, batch=batch, batches=batches),
-        body_text=email_body(posts, title=run.title, batch=batch, batches=batches),
-        attachments=attachments,
-        to=run.request.mail_to,
-        sender=run.request.mail_from,
-        message_id=message_id,
-        date=run.created_at,
-    )
-    _check_attachments(dest.name, data, {name: findings.sha256 for name, findings, _ in checks.files})
-    with atomic_write(dest, staging=run.staging) as handle:
-        handle.write(data)
-    return hashlib.sha256(data).hexdigest(), len(data)
-
-
-def _check_attachments(name: str, data: bytes, checked: dict[str, str | None]) -> None:
-    """PrivacyLeak unless the message's photo attachments are exactly the bytes that were checked."""
-    message = email.message_from_bytes(data, policy=email.policy.default)
-    assert isinstance(message, email.message.EmailMessage)
-    found: dict[str, str] = {}
-    for part in message.iter_attachments():
-        filename = part.get_filename()
-        if filename is not None and filename != leaks.FILE_NAME:
-            found[filename] = hashlib.sha256(part.get_content()).hexdigest()
-    if found != checked:
-        raise PrivacyLeak(f"{name}: the attachments differ from the files that were checked")
-
-
-def _file_bytes(file: bundle.BundleFile) -> Path | bytes:
-    """An attachment's content: e-mail bundles only hold made files."""
-    if callable(file.source):
-        raise AssertionError("e-mail bundles are made from files, never streamed")
-    return file.source

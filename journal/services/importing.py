@@ -25,10 +25,10 @@ from journal import geotag, places, storage
 from journal.config import Settings
 from journal.errors import JournalError, UnreadableFile
 from journal.geotag import PlacePolicy
-from journal.metadata import PhotoMetadata, read_metadata
+from journal.media.metadata import PhotoMetadata, read_metadata
+from journal.media.renditions import RenditionResult, make_web_renditions, set_decode_lock
 from journal.models import ImportFailure, Photo, Post, Track, Trip
 from journal.names import printable, shown_path
-from journal.renditions import RenditionResult, make_web_renditions, set_decode_lock
 from journal.services import geotagging, quota, tracks
 from journal.services.housekeeping import writer_guard
 

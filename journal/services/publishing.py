@@ -18,10 +18,11 @@ from urllib.parse import urlsplit
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from journal import bundle, mail, storage
+from journal import storage
 from journal.config import Settings
 from journal.errors import InvalidInput, JournalError, NotFound
 from journal.models import Export, ExportPost, OutgoingMessage, Post, Publication, User
+from journal.publish import mail, zipbundle
 from journal.services import recipients
 from journal.services.owned import owned
 
@@ -87,7 +88,7 @@ def find_export_by_file(session: Session, user_id: int, path: Path) -> Export:
     if not path.is_file():
         raise NotFound(f"no such file: {path.name}")
     if zipfile.is_zipfile(path):
-        bundle.read_manifest(path)  # InvalidInput for a zip that is not a journal bundle
+        zipbundle.read_manifest(path)  # InvalidInput for a zip that is not a journal bundle
     sha256 = storage.sha256_file(path)
     export = session.scalar(
         select(Export).where(Export.user_id == user_id, Export.sha256 == sha256).order_by(Export.id.desc())

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from journal import mail
 from journal.config import Settings
 from journal.errors import InvalidInput
 from journal.models import User
+from journal.publish import mail
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from journal import privacy
 from journal.errors import InvalidInput, NotFound
 from journal.models import PrivacyZone
+from journal.publish import location
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class ZoneInput:
             raise InvalidInput(f"a zone label is at most {MAX_LABEL_CHARS} printable characters")
         if not MIN_RADIUS_M <= self.radius_m <= MAX_RADIUS_M:
             raise InvalidInput(f"the radius must be between {MIN_RADIUS_M:g} and {MAX_RADIUS_M:,.0f} metres")
-        privacy.PrivacyZone(self.lat, self.lon, self.radius_m)  # checks the position
+        location.PrivacyZone(self.lat, self.lon, self.radius_m)  # checks the position
 
     @classmethod
     def parse(cls, label: str, lat: str, lon: str, radius_m: str) -> ZoneInput:
@@ -80,6 +80,6 @@ def delete_zone(session: Session, user_id: int, zone_id: int) -> None:
     session.flush()
 
 
-def zones_for(session: Session, user_id: int) -> list[privacy.PrivacyZone]:
-    """The user's zones as the plain values privacy.public_location takes."""
-    return [privacy.PrivacyZone(z.lat, z.lon, z.radius_m, z.label) for z in list_zones(session, user_id)]
+def zones_for(session: Session, user_id: int) -> list[location.PrivacyZone]:
+    """The user's zones as the plain values location.public_location takes."""
+    return [location.PrivacyZone(z.lat, z.lon, z.radius_m, z.label) for z in list_zones(session, user_id)]

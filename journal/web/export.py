@@ -36,8 +36,8 @@ from journal import ids
 from journal.config import Settings
 from journal.errors import Conflict, InvalidInput, JournalError, NotFound, QuotaExceeded
 from journal.models import Trip
-from journal.platforms import PLATFORMS, Platform
-from journal.privacy import check_location_mode
+from journal.publish.location import check_location_mode
+from journal.publish.platforms import PLATFORMS, Platform
 from journal.services import exporting, publishing, quota, recipients, zones
 from journal.web.context import error_status, get_db, get_settings, session_factory
 

@@ -6,8 +6,8 @@ modules (about 0.3 s), not the database, folium and the bundle writer (about 3 s
 How a photo's file is made (`file_kind`):
 
 - `scrub`: a JPEG original for the `original` preset, copied losslessly without metadata
-  (privacy.scrub_jpeg); the orientation stays a tag, as in the source. For a zip bundle the
-  scrub is `streamed`: the worker only plans it (privacy.plan_scrub: the marker search over
+  (scrub.scrub_jpeg); the orientation stays a tag, as in the source. For a zip bundle the
+  scrub is `streamed`: the worker only plans it (scrub.plan_scrub: the marker search over
   every byte, which holds the GIL, and the SHA-256 of the result, computed while the file is
   at hand) and the bundle writer copies the planned spans from the mapped file into the zip.
 - `png` / `webp`: PNG and WebP originals re-saved losslessly, pixels made upright, with only
@@ -21,13 +21,13 @@ How a photo's file is made (`file_kind`):
   on the original's upright size), about a quarter of the pixels to decode; a missing, damaged
   or stale one falls back to the original.
   HEIF, AVIF, TIFF and DNG originals (which cannot be scrubbed losslessly): decoded at full
-  size, upright. Then encoded by privacy.save_clean_jpeg, which alone owns the quality loop
+  size, upright. Then encoded by scrub.save_clean_jpeg, which alone owns the quality loop
   under a platform's max_file_bytes.
 
 Every file made here is read again before it may go into a bundle (leaks.inspect_file; a
 planned scrub through the bytes write_scrub_plan gives): one that still carries what its
 location mode forbids is left out of the export with the reason, like a damaged original.
-The bundle writer reads the bytes once more as they go into the zip (bundle.write_bundle_zip).
+The bundle writer reads the bytes once more as they go into the zip (zipbundle.write_bundle_zip).
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ from typing import Any, Literal, TypeVar
 
 from PIL import Image
 
-from journal import leaks, privacy, renditions
 from journal.errors import ImageTooLarge, JournalError
-from journal.platforms import Platform
-from journal.privacy import ExifKeep
+from journal.media import renditions
+from journal.publish import leaks, scrub
+from journal.publish.platforms import Platform
+from journal.publish.scrub import ExifKeep
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class MadeFile:
     width: int
     height: int
     error: str | None = None
-    plan: privacy.ScrubPlan | None = None
+    plan: scrub.ScrubPlan | None = None
     source: leaks.Findings | None = None  # what the original carried (for privacy.json's `removed`)
     made_from: Literal["original", "web"] = "original"  # the pixels' source (a platform rendition's)
 
@@ -154,12 +155,12 @@ def make_file(job: FileJob) -> MadeFile:
 def _make(job: FileJob) -> MadeFile:
     """Make the file (or only plan a streamed scrub)."""
     if job.kind == "scrub":
-        plan = privacy.plan_scrub(job.src, keep=job.keep)
+        plan = scrub.plan_scrub(job.src, keep=job.keep)
         width, height = job.upright_size()
-        if job.streamed and plan.new_bytes <= privacy.PLAN_MAX_NEW_BYTES:
+        if job.streamed and plan.new_bytes <= scrub.PLAN_MAX_NEW_BYTES:
             return MadeFile(job.photo_id, None, width, height, plan=plan)
         with job.dest.open("wb") as out:
-            privacy.write_scrub_plan(plan, job.src, out)
+            scrub.write_scrub_plan(plan, job.src, out)
     elif job.kind in ("png", "webp"):
         width, height = _save_lossless(job)
     else:
@@ -167,10 +168,10 @@ def _make(job: FileJob) -> MadeFile:
     return MadeFile(job.photo_id, job.dest, width, height)
 
 
-def _planned_findings(job: FileJob, plan: privacy.ScrubPlan) -> leaks.Findings:
+def _planned_findings(job: FileJob, plan: scrub.ScrubPlan) -> leaks.Findings:
     """What a planned scrub's bytes carry, as write_scrub_plan gives them (the bundle writer checks again)."""
     tap = leaks.MetadataTap()
-    privacy.write_scrub_plan(plan, job.src, tap)
+    scrub.write_scrub_plan(plan, job.src, tap)
     return tap.findings()
 
 
@@ -193,7 +194,7 @@ def _save_jpeg(job: FileJob) -> MadeFile:
         )
     quality = REENCODE_QUALITY if job.platform.format == "original" else RENDITION_QUALITY
     with job.dest.open("wb") as out:
-        size = privacy.save_clean_jpeg(
+        size = scrub.save_clean_jpeg(
             image, out, keep=job.keep, quality=quality, max_bytes=job.platform.max_file_bytes
         )
     logger.debug(
@@ -246,7 +247,7 @@ def _save_lossless(job: FileJob) -> tuple[int, int]:
         }
     image = renditions.upright(image, job.orientation)
     image.info = kept  # nothing else is copied: no text chunks, XMP or old EXIF
-    exif = privacy.build_exif(job.keep)
+    exif = scrub.build_exif(job.keep)
     with job.dest.open("wb") as handle:
         if job.kind == "png":
             image.save(handle, "PNG", exif=exif, icc_profile=kept.get("icc_profile"))

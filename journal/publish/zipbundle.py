@@ -30,13 +30,14 @@ from typing import IO, Any, cast
 
 import jinja2
 
-from journal import clock, leaks
-from journal.batching import estimate_zip_bytes, plan_batches, zip_entry_size
+from journal import clock
 from journal.errors import InvalidInput, PrivacyLeak, UnreadableFile
 from journal.geo import is_valid_position
-from journal.leaks import BundleChecks, FileRule, MetadataTap
+from journal.publish import leaks
+from journal.publish.batching import estimate_zip_bytes, plan_batches, zip_entry_size
+from journal.publish.leaks import BundleChecks, FileRule, MetadataTap
+from journal.publish.streams import BackgroundSink, ByteSink, HashingSink, WritebackSink, file_pieces
 from journal.storage import atomic_write
-from journal.streams import BackgroundSink, ByteSink, HashingSink, WritebackSink, file_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +59,11 @@ _ENTRY_NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT}){{0,7}}")
 _EXTENSION = re.compile(r"[a-z0-9]{1,5}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TEXT_SUFFIXES = {".html", ".json", ".js", ".css", ".txt", ".svg", ".geojson", ""}
+#: The package folder (journal/): the templates are beside it in the source tree, inside it in a wheel.
+_PACKAGE = Path(__file__).resolve().parents[1]
 _TEMPLATE_DIRS = (
-    Path(__file__).resolve().parent / "templates",  # installed wheel (force-include)
-    Path(__file__).resolve().parent.parent / "templates",  # source tree / editable install
+    _PACKAGE / "templates",  # installed wheel (force-include)
+    _PACKAGE.parent / "templates",  # source tree / editable install
 )
 #: Upper bound of what one post adds to manifest.json, index.html and map.html besides its text
 #: (keys, markup, hashes); text is counted at its worst-case escaped size in each of the three.

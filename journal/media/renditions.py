@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from journal.errors import ImageTooLarge, UnreadableFile, UnsupportedFile
-from journal.platforms import Platform, plan_geometry
+from journal.publish.platforms import Platform, plan_geometry
 from journal.storage import atomic_write
 
 if TYPE_CHECKING:

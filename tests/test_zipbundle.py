@@ -1,4 +1,4 @@
-"""Post bundles: zip layout and manifest as the contract says, hashes, safety, atomicity, pages, batching."""
+"""Zip bundles: zip layout and manifest as the contract says, hashes, safety, atomicity, pages, batching."""
 
 from __future__ import annotations
 
@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from journal import bundle
-from journal.bundle import (
+from journal.errors import InvalidInput, UnreadableFile
+from journal.publish import zipbundle
+from journal.publish.scrub import ExifKeep, scrub_jpeg, scrubbed_size_bound
+from journal.publish.streams import ByteSink
+from journal.publish.zipbundle import (
     BundleFile,
     BundlePost,
     build_bundle,
@@ -30,9 +33,6 @@ from journal.bundle import (
     render_index_html,
     write_bundle_zip,
 )
-from journal.errors import InvalidInput, UnreadableFile
-from journal.privacy import ExifKeep, scrub_jpeg, scrubbed_size_bound
-from journal.streams import ByteSink
 
 CREATED = "2024-06-01T12:00:00Z"
 UNZIP = shutil.which("unzip")
@@ -91,7 +91,7 @@ def sample_posts(photos: list[Path]) -> list[BundlePost]:
 
 
 @pytest.fixture
-def written(tmp_path: Path, photos: list[Path]) -> bundle.BundleInfo:
+def written(tmp_path: Path, photos: list[Path]) -> zipbundle.BundleInfo:
     return build_bundle(
         tmp_path / "out" / "bundle-1.zip",
         posts=sample_posts(photos),
@@ -102,7 +102,7 @@ def written(tmp_path: Path, photos: list[Path]) -> bundle.BundleInfo:
     )
 
 
-def test_manifest_follows_the_contract(written: bundle.BundleInfo, photos: list[Path]) -> None:
+def test_manifest_follows_the_contract(written: zipbundle.BundleInfo, photos: list[Path]) -> None:
     with zipfile.ZipFile(written.path) as archive:
         manifest = json.loads(archive.read("manifest.json"))
         assert manifest == written.manifest
@@ -126,13 +126,13 @@ def test_manifest_follows_the_contract(written: bundle.BundleInfo, photos: list[
         assert archive.read("photos/7-1.jpg") == photos[0].read_bytes()
 
 
-def test_whole_zip_hash_and_size(written: bundle.BundleInfo) -> None:
+def test_whole_zip_hash_and_size(written: zipbundle.BundleInfo) -> None:
     data = written.path.read_bytes()
     assert written.sha256 == hashlib.sha256(data).hexdigest()
     assert written.bytes == len(data)
 
 
-def test_photos_are_stored_and_text_deflated(written: bundle.BundleInfo) -> None:
+def test_photos_are_stored_and_text_deflated(written: zipbundle.BundleInfo) -> None:
     with zipfile.ZipFile(written.path) as archive:
         infos = {info.filename: info for info in archive.infolist()}
         assert archive.testzip() is None
@@ -144,7 +144,7 @@ def test_photos_are_stored_and_text_deflated(written: bundle.BundleInfo) -> None
     assert infos["photos/7-1.jpg"].external_attr >> 16 == 0o644
 
 
-def test_entry_names_are_safe(written: bundle.BundleInfo) -> None:
+def test_entry_names_are_safe(written: zipbundle.BundleInfo) -> None:
     with zipfile.ZipFile(written.path) as archive:
         names = archive.namelist()
     assert len(names) == len(set(names))
@@ -258,7 +258,7 @@ def test_same_input_same_entries(tmp_path: Path, photos: list[Path]) -> None:
                 assert a.getinfo(name).date_time == (2024, 6, 1, 12, 0, 0)
 
 
-def test_info_zip_reads_it(tmp_path: Path, written: bundle.BundleInfo) -> None:
+def test_info_zip_reads_it(tmp_path: Path, written: zipbundle.BundleInfo) -> None:
     assert UNZIP is not None
     subprocess.run([UNZIP, "-tq", str(written.path)], check=True, capture_output=True)
     subprocess.run([UNZIP, "-q", str(written.path), "-d", str(tmp_path / "x")], check=True)
@@ -340,7 +340,7 @@ def test_memory_stays_flat_for_big_files(tmp_path: Path) -> None:
     assert peak < 8 * 1024 * 1024
 
 
-def test_read_manifest(written: bundle.BundleInfo, tmp_path: Path) -> None:
+def test_read_manifest(written: zipbundle.BundleInfo, tmp_path: Path) -> None:
     assert read_manifest(written.path) == written.manifest
     other = tmp_path / "other.zip"
     with zipfile.ZipFile(other, "w") as archive:
@@ -353,7 +353,7 @@ def test_read_manifest(written: bundle.BundleInfo, tmp_path: Path) -> None:
 # --- pages ---
 
 
-def test_index_html_escapes_and_links(written: bundle.BundleInfo) -> None:
+def test_index_html_escapes_and_links(written: zipbundle.BundleInfo) -> None:
     with zipfile.ZipFile(written.path) as archive:
         page = archive.read("index.html").decode()
         names = set(archive.namelist())
@@ -365,7 +365,7 @@ def test_index_html_escapes_and_links(written: bundle.BundleInfo) -> None:
     assert "2024-05-01 20:00" in page and "Lyon" in page and "part 1/2" in page
 
 
-def test_no_request_leaves_the_machine(written: bundle.BundleInfo) -> None:
+def test_no_request_leaves_the_machine(written: zipbundle.BundleInfo) -> None:
     with zipfile.ZipFile(written.path) as archive:
         names = set(archive.namelist())
         for page_name in ("index.html", "map.html"):
@@ -413,7 +413,7 @@ def _open_offline(folder: Path) -> tuple[list[str], list[str], bool, str]:
 
 
 @pytest.mark.browser
-def test_unzipped_bundle_reads_offline(tmp_path: Path, written: bundle.BundleInfo) -> None:
+def test_unzipped_bundle_reads_offline(tmp_path: Path, written: zipbundle.BundleInfo) -> None:
     folder = tmp_path / "unzipped"
     with zipfile.ZipFile(written.path) as archive:
         archive.extractall(folder)
@@ -481,7 +481,7 @@ def test_planned_batches_stay_under_the_limit(tmp_path: Path) -> None:
             title="Trip",
         )
         assert info.bytes <= limit or len(posts) == 1
-        assert info.bytes <= sum(estimate_post_bytes(p) for p in posts) + bundle.estimate_fixed_bytes(
+        assert info.bytes <= sum(estimate_post_bytes(p) for p in posts) + zipbundle.estimate_fixed_bytes(
             title="Trip", with_map=True
         )
 
@@ -519,7 +519,7 @@ def test_the_map_shows_thumbnails_shipped_beside_the_photos(tmp_path: Path, phot
         "photos/3-2.jpg",
         "photos/4-1.jpg",
     ]  # thumbnails are not files to publish
-    assert info.bytes <= sum(estimate_post_bytes(p) for p in (post, bare)) + bundle.estimate_fixed_bytes(
+    assert info.bytes <= sum(estimate_post_bytes(p) for p in (post, bare)) + zipbundle.estimate_fixed_bytes(
         title="t", with_map=True
     )
     unlocated = dataclasses.replace(post, location=None)

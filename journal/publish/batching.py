@@ -1,6 +1,6 @@
 """Cutting an export into batches under a size limit, and estimating zip and e-mail sizes.
 
-The estimates are upper bounds of what `bundle.write_bundle_zip` and `mail.build_eml` produce,
+The estimates are upper bounds of what `zipbundle.write_bundle_zip` and `mail.build_eml` produce,
 so a batch planned with them stays under the limit once written.
 """
 

@@ -1,4 +1,4 @@
-"""E-mail bundles: building MIME messages and sending each pending one exactly once over SMTP.
+"""E-mail: building MIME messages (for emailbundle.py) and sending each pending one exactly once over SMTP.
 
 SMTP URLs
   ``smtps://user:password@host:port``  implicit TLS from the first byte (default port 465).
@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from journal.batching import eml_size
 from journal.errors import InvalidInput
+from journal.publish.batching import eml_size
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def build_eml(
     header; `journal send --to` gives the envelope recipient.
     """
     message = EmailMessage(policy=_POLICY)
-    message["From"] = _check_address(sender)
+    message["From"] = check_address(sender)
     if to:
         message["To"] = parse_recipient(to)
     message["Subject"] = " ".join(subject.split())
@@ -99,7 +99,7 @@ def _guess_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def _check_address(value: str) -> str:
+def check_address(value: str) -> str:
     """Return value if it holds one plausible e-mail address (no header injection)."""
     _, address = email.utils.parseaddr(value)
     if "@" not in address or any(c in value for c in "\r\n"):

@@ -16,7 +16,7 @@ needs is kept, so the check costs next to nothing on top of the copy:
 every mode (XMP, maker notes, serial numbers, owner and artist names, thumbnails, text
 chunks, comments, IPTC, extra frames, trailers, other EXIF tags) and a GPS position unless
 the mode is `exact` and the photo is outside every privacy zone. The whitelist is the one
-privacy.build_exif writes: camera make/model, capture time and offset, orientation (and the
+scrub.build_exif writes: camera make/model, capture time and offset, orientation (and the
 GPS fields in `exact` mode); a field added to ExifKeep must be added to _KEPT_IFD0/_KEPT_EXIF.
 """
 
@@ -37,7 +37,7 @@ import exifread
 from PIL import ExifTags, Image
 from PIL.JpegImagePlugin import JpegImageFile
 
-from journal.streams import file_pieces
+from journal.publish.streams import file_pieces
 
 logger = logging.getLogger(__name__)
 
