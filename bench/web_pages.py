@@ -40,8 +40,8 @@ BATCH = 5000
 def import_real(settings: Settings, factory: sessionmaker[Session], user_id: int) -> list[int]:
     """Import a few sample photos so that some rows point at real renditions."""
     options = importing.ImportOptions(user_id=user_id, trip_title="Bench trip")
-    summary = importing.Importer(settings, factory, options).run(
-        importing.discover([SAMPLES / n for n in REAL])
+    summary = importing.run_import(
+        settings, factory, options, importing.discover([SAMPLES / n for n in REAL])
     )
     return [r.photo_id for r in summary.results if r.photo_id is not None]
 

@@ -1,4 +1,4 @@
-"""Cost of one writer_guard (identity check + generation raised in the database and .journal-home).
+"""Cost of one run_as_writer (identity check + generation raised in the database and .journal-home).
 
 Every import, upload request and export pays it once. Prints the mean and the slowest of N runs.
 Run: .venv/bin/python bench/writer_guard.py
@@ -25,16 +25,16 @@ def main() -> None:
         engine = db.make_engine(settings.database_url)
         db.ensure_schema(engine)
         factory = db.make_session_factory(engine)
-        with housekeeping.writer_guard(settings, factory):
+        with housekeeping.run_as_writer(settings, factory):
             pass  # the first one adopts the identity
         times = []
         for _ in range(N):
             start = time.perf_counter()
-            with housekeeping.writer_guard(settings, factory):
+            with housekeeping.run_as_writer(settings, factory):
                 pass
             times.append(time.perf_counter() - start)
         engine.dispose()
-    print(f"writer_guard x{N}: mean {statistics.mean(times) * 1000:.2f} ms, max {max(times) * 1000:.2f} ms")
+    print(f"run_as_writer x{N}: mean {statistics.mean(times) * 1000:.2f} ms, max {max(times) * 1000:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ def _init_database(app: Flask, settings: Settings) -> None:
     db.ensure_schema(engine)
     factory = db.make_session_factory(engine)
     try:  # a wrong database (mistyped URL, older copy) must not meet the files: `journal check` says why
-        housekeeping.verify_home(settings, factory)
+        housekeeping.run_verify_home(settings, factory)
     except errors.WrongDatabase:
         engine.dispose()
         raise

@@ -328,7 +328,6 @@ def import_cmd(
     )
     exclude = (journal.settings.uploads_dir, journal.settings.exports_dir)
     candidates = list(importing.discover(paths, exclude=exclude))
-    importer = importing.Importer(journal.settings, journal.sessions, options)
     with click.progressbar(length=len(candidates), label="importing", file=sys.stderr, show_pos=True) as bar:
 
         def advance(result: importing.FileResult) -> None:
@@ -336,7 +335,7 @@ def import_cmd(
             if strict and result.status == "failed":
                 raise click.ClickException(f"{result.name}: {result.error}")
 
-        summary = importer.run(candidates, on_result=advance)
+        summary = importing.run_import(journal.settings, journal.sessions, options, candidates, advance)
     for result in summary.results:
         if result.status != "imported":
             reason = f": {result.error}" if result.error else ""
@@ -458,7 +457,7 @@ def check_cmd(journal: Journal, repair: bool, as_json: bool) -> None:
     """
     from journal.services import integrity
 
-    run = integrity.repair if repair else integrity.check
+    run = integrity.run_repair if repair else integrity.run_check
     report = run(journal.settings, journal.sessions)
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
@@ -635,7 +634,7 @@ def send_cmd(
 
     with journal.transaction() as session:
         user_id = account_scope(session, user_name, all_users=all_users)
-    outcome = publishing.send_pending(
+    outcome = publishing.run_send_pending(
         journal.sessions, smtp_url, user_id=user_id, to=to, retries=retries, settings=journal.settings
     )
     report = outcome.report

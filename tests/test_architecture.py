@@ -1,4 +1,5 @@
-"""The direction of imports: cli -> app -> web -> services -> plain modules, never back.
+"""The direction of imports: cli -> app -> web -> services -> plain modules, never back; and who owns
+a transaction in journal/services (a Session's caller, or a run_* job given the session factory).
 
 journal.media and journal.publish are packages of plain modules: they never import the use cases
 (journal.services) nor anything above them.
@@ -146,3 +147,147 @@ def test_importing_the_request_context_does_not_import_the_app() -> None:
     code = "import sys, journal.web.context; print('journal.app' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+# --- who owns the transaction (journal/services/__init__.py) --------------------------------------
+
+SERVICES = PACKAGE / "services"
+#: What only the owner of a transaction may call on its session.
+OWNER_ONLY = {"commit", "rollback", "begin", "close"}
+
+
+@dataclass(frozen=True)
+class Function:
+    """A def in journal/services: where it is, what its parameters are annotated with, and its body."""
+
+    module: str
+    qualname: str
+    node: ast.FunctionDef | ast.AsyncFunctionDef
+    #: The top-level def or class it sits in (itself at the top).
+    top: str
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def where(self) -> str:
+        return f"{self.module}.{self.qualname} (line {self.node.lineno})"
+
+    @property
+    def is_public(self) -> bool:
+        """No private part in its name; a nested def is never public, a class's __init__ is its class's."""
+        parts = self.qualname.split(".")
+        return "<locals>" not in parts and not any(
+            p.startswith("_") and not (p.startswith("__") and p.endswith("__")) for p in parts
+        )
+
+    def params(self, kind: str) -> list[str]:
+        """The parameters annotated as a session factory ("factory") or as a Session ("session")."""
+        args = self.node.args
+        every = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+        return [a.arg for a in every if a.annotation is not None and _annotation_kind(a.annotation) == kind]
+
+
+def _annotation_kind(annotation: ast.expr) -> str | None:
+    """What a parameter is by its annotation: "factory" (sessionmaker[...]), "session" (Session), or None."""
+    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+        annotation = ast.parse(annotation.value, mode="eval").body
+    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+        kinds = {_annotation_kind(annotation.left), _annotation_kind(annotation.right)} - {None}
+        return kinds.pop() if len(kinds) == 1 else None
+    if isinstance(annotation, ast.Subscript):
+        return "factory" if _last_name(annotation.value) == "sessionmaker" else None
+    return "session" if _last_name(annotation) == "Session" else None
+
+
+def _last_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    return node.attr if isinstance(node, ast.Attribute) else None
+
+
+def functions_of(path: Path) -> list[Function]:
+    """Every def in a file, methods and nested ones included."""
+    module = module_name(path)
+    found: list[Function] = []
+
+    def visit(node: ast.AST, prefix: str, top: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                qualname = prefix + child.name
+                found.append(Function(module, qualname, child, top or child.name))
+                visit(child, qualname + ".<locals>.", top or child.name)
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".", top or child.name)
+            else:
+                visit(child, prefix, top)
+
+    visit(ast.parse(path.read_text(encoding="utf-8"), str(path)), "", None)
+    return found
+
+
+SERVICE_FUNCTIONS = [f for path in sorted(SERVICES.rglob("*.py")) for f in functions_of(path)]
+
+
+def _owner_calls(function: Function) -> list[str]:
+    """Calls like session.commit() on a parameter annotated Session."""
+    sessions = set(function.params("session"))
+    return [
+        f"{node.func.value.id}.{node.func.attr}() on line {node.lineno}"
+        for node in ast.walk(function.node)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in OWNER_ONLY
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id in sessions
+    ]
+
+
+def test_the_walk_sees_both_kinds_of_service_function() -> None:
+    by_name = {f"{f.module}.{f.qualname}": f for f in SERVICE_FUNCTIONS}
+    job = by_name["journal.services.exporting.run_export"]
+    assert job.is_public and job.params("factory") == ["factory"]
+    use_case = by_name["journal.services.trips.create_trip"]
+    assert use_case.is_public and use_case.params("session") == ["session"] and not use_case.params("factory")
+    assert not by_name["journal.services.exporting._run_export"].is_public
+    assert "journal.services.importing._Importer.__init__" in by_name
+
+
+def test_public_service_functions_that_take_the_session_factory_are_run_jobs() -> None:
+    bad = [
+        f.where
+        for f in SERVICE_FUNCTIONS
+        if f.is_public and f.params("factory") and not f.name.startswith("run_")
+    ]
+    assert bad == [], (
+        f"{bad} take a sessionmaker: take a Session and let the caller own the transaction,"
+        " or, for a job that commits in steps, name it run_*"
+    )
+
+
+def test_run_jobs_take_the_session_factory() -> None:
+    bad = [f.where for f in SERVICE_FUNCTIONS if f.name.startswith("run_") and not f.params("factory")]
+    assert bad == [], f"{bad} are named as jobs but take no sessionmaker[Session]"
+
+
+def test_service_functions_given_a_session_leave_its_transaction_to_the_caller() -> None:
+    bad = [f"{f.where}: {call}" for f in SERVICE_FUNCTIONS for call in _owner_calls(f)]
+    assert bad == [], f"{bad}: the caller owns the transaction (flush, never commit)"
+
+
+def test_private_helpers_that_take_the_factory_serve_run_jobs_only() -> None:
+    """A private def (or private class) taking the factory is used only in a job or another such helper."""
+    for path in sorted(SERVICES.rglob("*.py")):
+        functions = functions_of(path)
+        helpers = {
+            f.top for f in functions if not f.is_public and f.params("factory") and f.top.startswith("_")
+        }
+        allowed = helpers | {f.name for f in functions if f.name.startswith("run_") and f.top == f.name}
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for top in tree.body:
+            users = {n.id for n in ast.walk(top) if isinstance(n, ast.Name) and n.id in helpers}
+            name = getattr(top, "name", None)
+            if users and name not in allowed:
+                where = f"{module_name(path)}.{name or type(top).__name__}"
+                pytest.fail(f"{where} uses {sorted(users)}, which take the factory for run_* jobs only")

@@ -214,8 +214,8 @@ def _import(app: Flask, folder: Path, trip: str) -> importing.ImportSummary:
     with factory() as s:
         user_id = users.get_user(s, None).id
     options = importing.ImportOptions(user_id=user_id, trip_title=trip)
-    summary = importing.Importer(app.config["JOURNAL_SETTINGS"], factory, options).run(
-        importing.discover([folder])
+    summary = importing.run_import(
+        app.config["JOURNAL_SETTINGS"], factory, options, importing.discover([folder])
     )
     assert summary.count("failed") == 0, summary.results
     return summary

@@ -139,7 +139,7 @@ def test_sweep_removes_only_files_younger_than_the_dead_marker(
     dead_marker(settings.home, age_s=60)
     young = stray_original(settings, alice, 2, tmp_path)
     (settings.staging_dir / (storage.TEMP_PREFIX + "half")).write_bytes(b"partial")
-    report = housekeeping.sweep(settings, session_factory)
+    report = housekeeping.run_sweep(settings, session_factory)
     assert old.exists() and not young.exists()
     assert report.removed == 1 and report.unaccounted == 1
     assert not (settings.staging_dir / (storage.TEMP_PREFIX + "half")).exists()
@@ -149,12 +149,12 @@ def test_sweep_removes_only_files_younger_than_the_dead_marker(
 def test_writer_after_crash_keeps_old_orphans(
     settings: Settings, session_factory: sessionmaker[Session], alice: int, tmp_path: Path
 ) -> None:
-    housekeeping.verify_home(settings, session_factory)  # the first writer of a fresh install
+    housekeeping.run_verify_home(settings, session_factory)  # the first writer of a fresh install
     old = stray_original(settings, alice, 3, tmp_path)
     then = time.time() - 3600
     os.utime(old, (then, then))
     dead_marker(settings.home, age_s=60)
-    with housekeeping.writer_guard(settings, session_factory):
+    with housekeeping.run_as_writer(settings, session_factory):
         pass
     assert old.exists()
     assert not any(settings.staging_dir.glob(housekeeping.MARKER_PREFIX + "*"))
@@ -168,10 +168,10 @@ def test_fresh_install_adopts_and_writers_just_work(
 ) -> None:
     src = make_jpeg(tmp_path / "a.jpg", seed=5)
     options = importing.ImportOptions(user_id=alice)
-    summary = importing.Importer(settings, session_factory, options).run(list(importing.discover([src])))
+    summary = importing.run_import(settings, session_factory, options, list(importing.discover([src])))
     assert summary.count("imported") == 1
     assert housekeeping.identity_path(settings).is_file()
-    housekeeping.verify_home(settings, session_factory)  # and again: still the same home
+    housekeeping.run_verify_home(settings, session_factory)  # and again: still the same home
 
 
 def test_empty_database_facing_originals_is_refused(
@@ -180,20 +180,20 @@ def test_empty_database_facing_originals_is_refused(
     stray_original(settings, alice, 6, tmp_path)
     housekeeping.identity_path(settings).unlink(missing_ok=True)
     with pytest.raises(WrongDatabase, match="journal check --repair"):
-        housekeeping.verify_home(settings, session_factory)
+        housekeeping.run_verify_home(settings, session_factory)
 
 
 def test_database_of_another_home_is_refused(
     settings: Settings, session_factory: sessionmaker[Session], alice: int, tmp_path: Path
 ) -> None:
-    housekeeping.verify_home(settings, session_factory)
+    housekeeping.run_verify_home(settings, session_factory)
     other = settings.with_(home=tmp_path / "other")
-    housekeeping.verify_home(
+    housekeeping.run_verify_home(
         other.with_(database_url=f"sqlite:///{tmp_path / 'o.db'}"), _factory(tmp_path / "o.db")
     )
     stray_original(other, alice, 7, tmp_path)
     with pytest.raises(WrongDatabase, match="another data home"):
-        housekeeping.verify_home(other, session_factory)
+        housekeeping.run_verify_home(other, session_factory)
 
 
 def _factory(path: Path) -> sessionmaker[Session]:
@@ -205,10 +205,10 @@ def _factory(path: Path) -> sessionmaker[Session]:
 def test_generation_grows_with_each_writer(
     settings: Settings, session_factory: sessionmaker[Session], alice: int
 ) -> None:
-    with housekeeping.writer_guard(settings, session_factory):
+    with housekeeping.run_as_writer(settings, session_factory):
         pass
     first = housekeeping.read_identity(settings)
-    with housekeeping.writer_guard(settings, session_factory):
+    with housekeeping.run_as_writer(settings, session_factory):
         pass
     second = housekeeping.read_identity(settings)
     assert first is not None and second is not None

@@ -27,8 +27,8 @@ def user_id(session_factory: sessionmaker[Session]) -> int:
 def run_import(
     settings: Settings, factory: sessionmaker[Session], user_id: int, *paths: Path, **options: object
 ) -> importing.ImportSummary:
-    importer = importing.Importer(settings, factory, importing.ImportOptions(user_id=user_id, **options))  # type: ignore[arg-type]
-    return importer.run(importing.discover(paths))
+    options_ = importing.ImportOptions(user_id=user_id, **options)  # type: ignore[arg-type]
+    return importing.run_import(settings, factory, options_, importing.discover(paths))
 
 
 def test_sniff_by_content_not_extension(tmp_path: Path) -> None:

@@ -70,8 +70,8 @@ def import_files(
     settings: Settings, factory: sessionmaker[Session], user_id: int, *paths: Path, **options: Any
 ) -> importing.ImportSummary:
     """Import with the real importer."""
-    importer = importing.Importer(settings, factory, importing.ImportOptions(user_id=user_id, **options))
-    summary = importer.run(importing.discover(paths))
+    opts = importing.ImportOptions(user_id=user_id, **options)
+    summary = importing.run_import(settings, factory, opts, importing.discover(paths))
     assert not summary.count("failed"), summary.results
     return summary
 

@@ -33,7 +33,7 @@ def import_photos(
     options = importing.ImportOptions(user_id=user_id, trip_title=trip)
     ids = []
     for path in paths:  # one run per file keeps the ids in the order given
-        summary = importing.Importer(settings, factory, options).run(importing.discover([path]))
+        summary = importing.run_import(settings, factory, options, importing.discover([path]))
         assert summary.count("imported") == 1, summary.results
         photo_id = summary.results[0].photo_id
         assert photo_id is not None

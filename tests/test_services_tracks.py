@@ -37,7 +37,7 @@ def run_import(
     settings: Settings, factory: sessionmaker[Session], user_id: int, *paths: Path, **options: object
 ) -> importing.ImportSummary:
     opts = importing.ImportOptions(user_id=user_id, **options)  # type: ignore[arg-type]
-    return importing.Importer(settings, factory, opts).run(importing.discover(paths))
+    return importing.run_import(settings, factory, opts, importing.discover(paths))
 
 
 def photo_at(
@@ -360,7 +360,7 @@ def test_gpx_limits_come_from_the_environment(
 def test_import_refuses_a_track_over_the_point_limit(
     settings: Settings, session_factory: sessionmaker[Session], user_id: int
 ) -> None:
-    done = tracks.import_track(
+    done = tracks.run_import_track(
         settings.with_(gpx_max_points=100), session_factory, user_id, CERKNICA, original_name="walk.gpx"
     )
     assert done.status == "failed" and done.error == "more than 100 points"

@@ -75,7 +75,7 @@ from journal.publish.platforms import Platform, cut_caption, get_platform, part_
 from journal.publish.scrub import ExifKeep
 from journal.publish.streams import ByteSink
 from journal.services import geotagging, quota, recipients
-from journal.services.housekeeping import writer_guard
+from journal.services.housekeeping import run_as_writer
 from journal.services.owned import owned
 from journal.services.zones import zones_for
 
@@ -708,8 +708,8 @@ def run_export(
     The account's export lock is taken for the run (Conflict when another export of it runs), unless
     the caller holds it already and passes it as `lock`. QuotaExceeded when the bundles would not fit.
 
-    Like Importer.run this takes the session factory, not a session: a long run must not hold one
-    transaction open, and every batch commits on its own.
+    A job, like importing.run_import: it takes the session factory, not a session, as a long run
+    must not hold one transaction open, and every batch commits on its own.
     """
     if lock is not None:
         return _run_export(factory, settings, request, on_progress, on_bundle)
@@ -740,7 +740,7 @@ def _run_export(
     run = _new_run(settings, request, trip.title if trip else "Journal", usage)
     ticker = _Ticker(sum(len(post.photos) for post in posts), on_progress)
     count = settings.workers if ticker.total > 1 else 1
-    with writer_guard(settings, factory), _work_folder(settings) as work, Workers(count) as workers:
+    with run_as_writer(settings, factory), _work_folder(settings) as work, Workers(count) as workers:
         groups = _make_groups(posts, run, zones, settings, work, workers, outcome, ticker)
         _write_batches(factory, run, groups, workers, outcome, ticker, on_bundle, tracks)
     return outcome

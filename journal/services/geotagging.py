@@ -569,8 +569,8 @@ def preview_clock_from_photo(
     """What fixing a camera's clock from a photo of a clock would do, without keeping it.
 
     The photo shows a clock (a phone's or a GPS's screen) reading `shown`; its camera's shift is the
-    difference to the time the camera recorded. The change is made in the session and then rolled
-    back: the caller must not commit (the preview shares the code of the real fix).
+    difference to the time the camera recorded. The change is made in the session (it flushes, as
+    the real fix does, sharing its code): the caller rolls its transaction back, never commits it.
     """
     photo = session.get(Photo, photo_id)
     if photo is None or photo.user_id != user_id:
@@ -582,9 +582,7 @@ def preview_clock_from_photo(
     delta = clock_shift_from_photo(photo.taken_at, shown)
     if not delta:
         raise InvalidInput("the camera's clock was right: nothing to fix")
-    fix = fix_camera_clock(session, settings, user_id, photo.post.trip_id, _camera_of(photo), delta)
-    session.rollback()
-    return fix
+    return fix_camera_clock(session, settings, user_id, photo.post.trip_id, _camera_of(photo), delta)
 
 
 def clock_from_photo(

@@ -65,11 +65,12 @@ class SweepReport:
 
 
 @contextmanager
-def writer_guard(settings: Settings, factory: sessionmaker[Session]) -> Iterator[None]:
+def run_as_writer(settings: Settings, factory: sessionmaker[Session]) -> Iterator[None]:
     """Hold the shared writer lock (and a marker) while files are added to uploads/.
 
     Raises WrongDatabase, before anything is written or swept, when the database does not
-    belong to the data home (see verify_home).
+    belong to the data home (see run_verify_home). A job step: it commits the raised generation
+    (and may sweep) before the body runs.
     """
     storage.set_modes(settings.file_mode, settings.dir_mode)
     staging = settings.staging_dir
@@ -78,10 +79,10 @@ def writer_guard(settings: Settings, factory: sessionmaker[Session]) -> Iterator
         alone = _try_lock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         if not alone:
             fcntl.flock(lock, fcntl.LOCK_SH)
-        verify_home(settings, factory, count_writer=True)
+        run_verify_home(settings, factory, count_writer=True)
         if alone:
             if any(staging.glob(MARKER_PREFIX + "*")):
-                sweep(settings, factory)
+                run_sweep(settings, factory)
             fcntl.flock(lock, fcntl.LOCK_SH)
         marker = staging / f"{MARKER_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
         marker.touch(mode=settings.file_mode)
@@ -100,7 +101,7 @@ def _try_lock(handle: object, flags: int) -> bool:
     return True
 
 
-def sweep(settings: Settings, factory: sessionmaker[Session]) -> SweepReport:
+def run_sweep(settings: Settings, factory: sessionmaker[Session]) -> SweepReport:
     """Remove what crashed writers left (call with the writer lock held alone); report the rest.
 
     A stored file without a row is removed only when it was written after the oldest marker
@@ -220,7 +221,7 @@ REPAIR = (
 )
 
 
-def verify_home(
+def run_verify_home(
     settings: Settings, factory: sessionmaker[Session], *, count_writer: bool = False
 ) -> Identity:
     """The identity the database and the data home share; WrongDatabase when they do not match.
@@ -229,76 +230,81 @@ def verify_home(
     first time gets a new identity; a database with none facing a data home that holds files,
     one of another data home, or one with a lower generation (an older copy) is refused.
     `count_writer` raises the generation (a writer starts): in the database first, in the same
-    transaction as the check, then in .journal-home, which so never gets ahead of the database.
+    transaction as the check, then in .journal-home, which so never gets ahead of the database
+    (hence a job: it commits before it writes the file).
     """
     home = read_identity(settings)
     try:
-        identity = _match(settings, factory, home, count_writer=count_writer)
+        with factory() as session, session.begin():
+            identity = _match(session, settings, home, count_writer=count_writer)
     except IntegrityError:
         # Two first writers of a fresh install at once: the other one's identity is in place now.
-        identity = _match(settings, factory, home, count_writer=count_writer)
+        with factory() as session, session.begin():
+            identity = _match(session, settings, home, count_writer=count_writer)
     current = read_identity(settings) if identity != home else home  # another writer may be ahead
     if current is None or identity.generation > current.generation or identity.home_id != current.home_id:
         _write_identity(settings, identity)
     return identity
 
 
-def home_mismatch(settings: Settings, factory: sessionmaker[Session]) -> str | None:
-    """Why writers would refuse this database (verify_home's message), or None; changes nothing."""
+def home_mismatch(session: Session, settings: Settings) -> str | None:
+    """Why writers would refuse this database (run_verify_home's message), or None; changes nothing."""
     try:
-        _match(settings, factory, read_identity(settings), adopt=False)
+        _match(session, settings, read_identity(settings), adopt=False)
     except WrongDatabase as exc:
         return str(exc)
     return None
 
 
 def _match(
+    session: Session,
     settings: Settings,
-    factory: sessionmaker[Session],
     home: Identity | None,
     *,
     adopt: bool = True,
     count_writer: bool = False,
 ) -> Identity:
-    with factory() as session, session.begin():
-        row = session.get(HomeIdentity, 1)
-        if row is None:
-            if has_user_files(settings):
-                empty = not _has_rows(session)
-                if empty or home is not None:
-                    why = (
-                        "it is new or empty, while uploads/ holds photos"
-                        if empty
-                        else "it does not carry this data home's id (a copy from before the id?)"
-                    )
-                    raise _refusal(settings, why, f"{CHECK_URL}. {REPAIR}")
-            row = HomeIdentity(
-                id=1,
-                home_id=home.home_id if home else uuid.uuid4().hex,
-                generation=home.generation if home else 0,
-            )
-            if adopt:
-                session.add(row)
-                session.flush()
-        elif home is not None and row.home_id != home.home_id:
-            raise _refusal(settings, "it belongs to another data home", CHECK_URL)
-        elif home is not None and row.generation < home.generation:
-            why = (
-                f"it is older than the files in uploads/ (generation {row.generation} < {home.generation}:"
-                " restored from an older copy?)"
-            )
-            raise _refusal(settings, why, REPAIR)
-        if not count_writer:
-            return Identity(row.home_id, row.generation)
-        # An SQL increment, not row.generation + 1: writers running at once each count.
-        raised = HomeIdentity.generation + 1
-        session.execute(update(HomeIdentity).where(HomeIdentity.id == 1).values(generation=raised))
-        generation = session.scalar(select(HomeIdentity.generation).where(HomeIdentity.id == 1))
-        return Identity(row.home_id, int(generation or 0))
+    row = session.get(HomeIdentity, 1)
+    if row is None:
+        if has_user_files(settings):
+            empty = not _has_rows(session)
+            if empty or home is not None:
+                why = (
+                    "it is new or empty, while uploads/ holds photos"
+                    if empty
+                    else "it does not carry this data home's id (a copy from before the id?)"
+                )
+                raise _refusal(settings, why, f"{CHECK_URL}. {REPAIR}")
+        row = HomeIdentity(
+            id=1,
+            home_id=home.home_id if home else uuid.uuid4().hex,
+            generation=home.generation if home else 0,
+        )
+        if adopt:
+            session.add(row)
+            session.flush()
+    elif home is not None and row.home_id != home.home_id:
+        raise _refusal(settings, "it belongs to another data home", CHECK_URL)
+    elif home is not None and row.generation < home.generation:
+        why = (
+            f"it is older than the files in uploads/ (generation {row.generation} < {home.generation}:"
+            " restored from an older copy?)"
+        )
+        raise _refusal(settings, why, REPAIR)
+    if not count_writer:
+        return Identity(row.home_id, row.generation)
+    # An SQL increment, not row.generation + 1: writers running at once each count.
+    raised = HomeIdentity.generation + 1
+    session.execute(update(HomeIdentity).where(HomeIdentity.id == 1).values(generation=raised))
+    generation = session.scalar(select(HomeIdentity.generation).where(HomeIdentity.id == 1))
+    return Identity(row.home_id, int(generation or 0))
 
 
-def claim_home(settings: Settings, factory: sessionmaker[Session]) -> Identity:
-    """Make the configured database the data home's own (`journal check --repair`): nothing is deleted."""
+def run_claim_home(settings: Settings, factory: sessionmaker[Session]) -> Identity:
+    """Make the configured database the data home's own (`journal check --repair`): nothing is deleted.
+
+    Commits before it writes .journal-home, which so never gets ahead of the database.
+    """
     home = read_identity(settings)
     with factory() as session, session.begin():
         row = session.get(HomeIdentity, 1)

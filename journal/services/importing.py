@@ -30,7 +30,7 @@ from journal.media.renditions import RenditionResult, make_web_renditions, set_d
 from journal.models import ImportFailure, Photo, Post, Track, Trip
 from journal.names import printable, shown_path
 from journal.services import geotagging, quota, tracks
-from journal.services.housekeeping import writer_guard
+from journal.services.housekeeping import run_as_writer
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def _prepare(settings: Settings, user_id: int, path: Path, name: str, force: boo
     return Prepared(name, sha, path.stat().st_size, rel, meta, result.web_width, result.web_height)
 
 
-#: HEIF images with more pixels than this are prepared one at a time (see Importer._prepare_all).
+#: HEIF images with more pixels than this are prepared one at a time (see _Importer._prepare_all).
 BIG_HEIF_PIXELS = 24_000_000
 
 
@@ -317,23 +317,20 @@ def get_or_create_trip(session: Session, user_id: int, title: str) -> Trip:
     return trip
 
 
-def ensure_trip(factory: sessionmaker[Session], user_id: int, title: str) -> int:
-    """The id of the user's trip with that title, created in its own transaction when missing."""
-    try:
-        with factory() as session, session.begin():
-            return get_or_create_trip(session, user_id, title).id
-    except IntegrityError:
-        # A parallel import or upload created it a moment ago.
-        with factory() as session:
-            return get_or_create_trip(session, user_id, title).id
+def ensure_trip(session: Session, user_id: int, title: str) -> int:
+    """The id of the user's trip with that title, created when missing; flushes.
+
+    IntegrityError when a parallel import or upload creates it at the same moment: the caller
+    asks again in a new transaction, which finds that one.
+    """
+    return get_or_create_trip(session, user_id, title).id
 
 
-def keep_trip_policy(factory: sessionmaker[Session], user_id: int, trip_id: int, policy: PlacePolicy) -> None:
+def keep_trip_policy(session: Session, user_id: int, trip_id: int, policy: PlacePolicy) -> None:
     """Keep the run's placing rule on its trip, so later clock fixes place its photos the same way."""
-    with factory() as session, session.begin():
-        trip = session.get(Trip, trip_id)
-        if trip is not None and trip.user_id == user_id:
-            geotagging.set_trip_policy(trip, policy)
+    trip = session.get(Trip, trip_id)
+    if trip is not None and trip.user_id == user_id:
+        geotagging.set_trip_policy(trip, policy)
 
 
 def record(session: Session, prepared: Prepared, options: ImportOptions) -> Photo:
@@ -393,7 +390,22 @@ def record_failure(session: Session, user_id: int, result: FileResult) -> None:
     session.flush()
 
 
-class Importer:
+def run_import(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    options: ImportOptions,
+    candidates: Iterable[Candidate],
+    on_result: Callable[[FileResult], None] | None = None,
+) -> ImportSummary:
+    """Import every candidate for options.user_id; one bad file never stops the batch.
+
+    A job: each file's rows are committed on their own, so a long run holds no transaction open
+    and a crash keeps what was done (the next writer sweeps the rest, see housekeeping).
+    """
+    return _Importer(settings, factory, options).run(candidates, on_result)
+
+
+class _Importer:
     """Imports files for one user: workers prepare files, this process writes rows."""
 
     def __init__(self, settings: Settings, factory: sessionmaker[Session], options: ImportOptions) -> None:
@@ -421,10 +433,10 @@ class Importer:
         if not todo:
             return summary
         if self.options.trip_title and self.options.trip_id is None:
-            trip_id = ensure_trip(self.factory, self.options.user_id, self.options.trip_title)
-            self.options = replace(self.options, trip_id=trip_id)
+            self.options = replace(self.options, trip_id=self._trip_id(self.options.trip_title))
         if self.options.policy is not None and self.options.trip_id is not None:
-            keep_trip_policy(self.factory, self.options.user_id, self.options.trip_id, self.options.policy)
+            with self.factory() as session, session.begin():
+                keep_trip_policy(session, self.options.user_id, self.options.trip_id, self.options.policy)
         # GPX tracks first, so the photos of the same run are placed on them as they are recorded.
         gpx_files = [c for c in todo if c.kind == "track"]
         todo = [c for c in todo if c.kind != "track"]
@@ -432,13 +444,22 @@ class Importer:
         if self.settings.quota_bytes:
             with self.factory() as session:
                 self._usage = quota.usage(session, self.settings, self.options.user_id)
-        with writer_guard(self.settings, self.factory):
+        with run_as_writer(self.settings, self.factory):
             for candidate in gpx_files:
                 result = self._admit(candidate) or self._import_track(candidate)
                 self._finish(summary, self._settle(result), on_result)
             for outcome in self._prepare_all(todo):
                 self._finish(summary, self._settle(self._store(outcome)), on_result)
         return summary
+
+    def _trip_id(self, title: str) -> int:
+        """The user's trip with that title, created in its own transaction when missing."""
+        try:
+            with self.factory() as session, session.begin():
+                return ensure_trip(session, self.options.user_id, title)
+        except IntegrityError:  # a parallel import or upload created it a moment ago
+            with self.factory() as session:
+                return ensure_trip(session, self.options.user_id, title)
 
     def _admit(self, candidate: Candidate) -> FileResult | None:
         """None when the file may be written; a failed result when the quota has no room for it.
@@ -560,7 +581,7 @@ class Importer:
 
     def _import_track(self, candidate: Candidate) -> FileResult:
         """Store and record a GPX track, then place the user's photos without a position on it."""
-        done = tracks.import_track(
+        done = tracks.run_import_track(
             self.settings,
             self.factory,
             self.options.user_id,

@@ -124,10 +124,11 @@ class _Row:
     stored_path: str
 
 
-def check(settings: Settings, factory: sessionmaker[Session], *, hashes: bool = True) -> CheckReport:
+def run_check(settings: Settings, factory: sessionmaker[Session], *, hashes: bool = True) -> CheckReport:
     """Compare the database with uploads/; reads every stored file's bytes when `hashes`."""
     report = CheckReport()
-    wrong = housekeeping.home_mismatch(settings, factory)
+    with factory() as session:
+        wrong = housekeeping.home_mismatch(session, settings)
     if wrong:
         report.problems.append(Problem("wrong_database", housekeeping.shown_url(settings), wrong))
     rows = _rows(factory)
@@ -196,18 +197,18 @@ def _files(root: Path) -> Iterator[Path]:
 # --- repair ---------------------------------------------------------------------------------------
 
 
-def repair(settings: Settings, factory: sessionmaker[Session]) -> CheckReport:
-    """Mend what check finds without deleting an original; return the check after it (with what was done)."""
-    before = check(settings, factory)
+def run_repair(settings: Settings, factory: sessionmaker[Session]) -> CheckReport:
+    """Mend what run_check finds without deleting an original; return the check after (with what was done)."""
+    before = run_check(settings, factory)
     done: list[str] = []
     if before.of("wrong_database"):
-        housekeeping.claim_home(settings, factory)
+        housekeeping.run_claim_home(settings, factory)
         done.append(f"the database now belongs to {settings.home}")
     done += _reindex(settings, factory, before.of("orphan"))
-    with housekeeping.writer_guard(settings, factory):
+    with housekeeping.run_as_writer(settings, factory):
         done += _rebuild_renditions(settings, factory, before.of("missing_rendition"))
         done += _remove_stray_renditions(settings, factory, before.of("stray_rendition"))
-    after = check(settings, factory)
+    after = run_check(settings, factory)
     after.repaired = done
     return after
 
@@ -226,8 +227,8 @@ def _reindex(settings: Settings, factory: sessionmaker[Session], orphans: list[P
         candidates = [
             importing.Candidate(root / p.path, p.path, importing.sniff(root / p.path)) for p in mine
         ]
-        importer = importing.Importer(settings, factory, importing.ImportOptions(user_id=user_id))
-        for result in importer.run(candidates).results:
+        options = importing.ImportOptions(user_id=user_id)
+        for result in importing.run_import(settings, factory, options, candidates).results:
             if result.status == "imported":
                 done.append(f"re-indexed: {result.name}")
             else:

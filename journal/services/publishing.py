@@ -357,7 +357,7 @@ def pending_messages(session: Session, user_id: int | None) -> list[_Pending]:
     ]
 
 
-def send_pending(
+def run_send_pending(
     factory: sessionmaker[Session],
     smtp_url: str,
     *,
@@ -372,8 +372,8 @@ def send_pending(
 ) -> SendOutcome:
     """Send every pending e-mail bundle once; each one sent is committed as sent right away.
 
-    Like run_export this takes the session factory: `mark_sent` must commit per message, so a
-    re-run (or a run after a crash) skips what went out before. `to` (one address, the operator's
+    A job, like run_export: it takes the session factory, as `mark_sent` must commit per message,
+    so a re-run (or a run after a crash) skips what went out before. `to` (one address, the operator's
     choice) replaces the To header; without it each message goes to its own To address, only when
     that account may use it (journal.services.recipients; `settings` holds the owner's list).
     """

@@ -177,7 +177,7 @@ def record_track(
     return row
 
 
-def import_track(
+def run_import_track(
     settings: Settings,
     factory: sessionmaker[Session],
     user_id: int,
@@ -187,7 +187,10 @@ def import_track(
     trip_id: int | None = None,
     policy: PlacePolicy | None = None,
 ) -> TrackResult:
-    """Store a GPX file, record it, and place the user's photos without a position on it (one transaction)."""
+    """Store a GPX file, record it, and place the user's photos without a position on it (one transaction).
+
+    A job: the file is stored before its row, which is committed on its own.
+    """
     try:
         stored = store_track(settings, user_id, path)
     except PlannedRouteOnly as exc:

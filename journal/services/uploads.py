@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.utils import secure_filename
 
@@ -194,20 +195,23 @@ def known_photos(session: Session, user_id: int, hashes: Sequence[object]) -> di
     return known
 
 
-def import_staged(
+def run_import_staged(
     settings: Settings,
     factory: sessionmaker[Session],
     user_id: int,
     files: Sequence[Staged],
     options: UploadOptions,
 ) -> list[UploadResult]:
-    """Import staged files for a user, in order; one bad file never stops the others."""
+    """Import staged files for a user, in order; one bad file never stops the others.
+
+    A job: each file is committed on its own (see importing.run_import).
+    """
     if not files:
         raise InvalidInput("no file in the request: send one or more `file` parts")
     if options.post_id is not None:
         with factory() as session:
             check_post(session, user_id, options.post_id)
-    trip_id = importing.ensure_trip(factory, user_id, options.trip) if options.trip else None
+    trip_id = _trip_id(factory, user_id, options.trip) if options.trip else None
     # The web server runs uploads in parallel requests already: no process pool per request.
     single = settings.with_(workers=1)
     target = importing.ImportOptions(
@@ -231,6 +235,16 @@ def import_staged(
     return results
 
 
+def _trip_id(factory: sessionmaker[Session], user_id: int, title: str) -> int:
+    """The user's trip with that title, created in its own transaction when missing."""
+    try:
+        with factory() as session, session.begin():
+            return importing.ensure_trip(session, user_id, title)
+    except IntegrityError:  # a parallel import or upload created it a moment ago
+        with factory() as session:
+            return importing.ensure_trip(session, user_id, title)
+
+
 def check_post(session: Session, user_id: int, post_id: int) -> Post:
     """The user's post with that id; NotFound for a missing post or another user's."""
     post = session.get(Post, post_id)
@@ -246,7 +260,7 @@ def _import_one(
         logger.warning("upload %r does not match the hash its client computed", staged.name)
         return UploadResult(staged.name, "failed", error=CHANGED_IN_TRANSIT, retryable=True)
     candidate = importing.Candidate(staged.path, staged.name, importing.sniff(staged.path))
-    outcome = importing.Importer(settings, factory, options).run([candidate]).results[0]
+    outcome = importing.run_import(settings, factory, options, [candidate]).results[0]
     if candidate.kind == "track" and outcome.status in ("imported", "duplicate"):
         return UploadResult(
             staged.name, outcome.status, sha256=outcome.sha256, track_id=outcome.track_id, note=outcome.note

@@ -164,6 +164,7 @@ def clock_photo(trip_id: int) -> Any:
     except InvalidInput as exc:
         session.rollback()
         return render_trip(trip_id, str(exc)), error_status(exc)
+    session.rollback()  # a preview: the shift is undone, the photos stay as they were
     return render_template(
         "trips/clock_preview.html",
         trip=trip,

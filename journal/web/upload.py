@@ -227,7 +227,7 @@ def import_request_files() -> list[uploads.UploadResult]:
         caption=form.get("caption"), trip=form.get("trip"), mode=form.get("mode"), post=form.get("post")
     )
     with staged_files(request.files.getlist("file"), form.getlist("sha256")) as files:
-        return uploads.import_staged(get_settings(), session_factory(), current_user.id, files, options)
+        return uploads.run_import_staged(get_settings(), session_factory(), current_user.id, files, options)
 
 
 @bp.route("/upload", methods=["GET", "POST"])
