@@ -326,6 +326,17 @@ def ensure_trip(session: Session, user_id: int, title: str) -> int:
     return get_or_create_trip(session, user_id, title).id
 
 
+def run_ensure_trip(factory: sessionmaker[Session], user_id: int, title: str) -> int:
+    """The user's trip with that title, created in a transaction of its own when missing (for jobs
+    that need the trip before their files: an import, an upload batch)."""
+    try:
+        with factory() as session, session.begin():
+            return ensure_trip(session, user_id, title)
+    except IntegrityError:  # a parallel import or upload created it a moment ago
+        with factory() as session:
+            return ensure_trip(session, user_id, title)
+
+
 def keep_trip_policy(session: Session, user_id: int, trip_id: int, policy: PlacePolicy) -> None:
     """Keep the run's placing rule on its trip, so later clock fixes place its photos the same way."""
     trip = session.get(Trip, trip_id)
@@ -433,7 +444,10 @@ class _Importer:
         if not todo:
             return summary
         if self.options.trip_title and self.options.trip_id is None:
-            self.options = replace(self.options, trip_id=self._trip_id(self.options.trip_title))
+            self.options = replace(
+                self.options,
+                trip_id=run_ensure_trip(self.factory, self.options.user_id, self.options.trip_title),
+            )
         if self.options.policy is not None and self.options.trip_id is not None:
             with self.factory() as session, session.begin():
                 keep_trip_policy(session, self.options.user_id, self.options.trip_id, self.options.policy)
@@ -451,15 +465,6 @@ class _Importer:
             for outcome in self._prepare_all(todo):
                 self._finish(summary, self._settle(self._store(outcome)), on_result)
         return summary
-
-    def _trip_id(self, title: str) -> int:
-        """The user's trip with that title, created in its own transaction when missing."""
-        try:
-            with self.factory() as session, session.begin():
-                return ensure_trip(session, self.options.user_id, title)
-        except IntegrityError:  # a parallel import or upload created it a moment ago
-            with self.factory() as session:
-                return ensure_trip(session, self.options.user_id, title)
 
     def _admit(self, candidate: Candidate) -> FileResult | None:
         """None when the file may be written; a failed result when the quota has no room for it.

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.utils import secure_filename
 
@@ -211,7 +210,7 @@ def run_import_staged(
     if options.post_id is not None:
         with factory() as session:
             check_post(session, user_id, options.post_id)
-    trip_id = _trip_id(factory, user_id, options.trip) if options.trip else None
+    trip_id = importing.run_ensure_trip(factory, user_id, options.trip) if options.trip else None
     # The web server runs uploads in parallel requests already: no process pool per request.
     single = settings.with_(workers=1)
     target = importing.ImportOptions(
@@ -233,16 +232,6 @@ def run_import_staged(
             target = replace(target, post_id=result.post_id)
         results.append(result)
     return results
-
-
-def _trip_id(factory: sessionmaker[Session], user_id: int, title: str) -> int:
-    """The user's trip with that title, created in its own transaction when missing."""
-    try:
-        with factory() as session, session.begin():
-            return importing.ensure_trip(session, user_id, title)
-    except IntegrityError:  # a parallel import or upload created it a moment ago
-        with factory() as session:
-            return importing.ensure_trip(session, user_id, title)
 
 
 def check_post(session: Session, user_id: int, post_id: int) -> Post:
