@@ -122,6 +122,13 @@ def test_plain_modules_do_not_import_the_use_cases_or_above(name: str) -> None:
     assert bad == [], f"{name} imports {bad}: media and publish are plain modules below journal.services"
 
 
+@pytest.mark.parametrize("name", [n for n in PLAIN if _is_under(n, "journal.media")])
+def test_media_does_not_import_publish(name: str) -> None:
+    """Photos sit below exports: renditions are planned from a geometry.Frame, not from a platform."""
+    bad = [i.module for i in IMPORTS[name] if _is_under(i.module, "journal.publish")]
+    assert bad == [], f"{name} imports {bad}"
+
+
 def test_no_import_cycle_between_the_app_and_the_web_layer() -> None:
     scope = {"journal.app", *WEB}
     graph = {

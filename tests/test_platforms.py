@@ -7,6 +7,7 @@ import random
 import pytest
 
 from journal.errors import InvalidInput
+from journal.media.geometry import plan_geometry
 from journal.publish.platforms import (
     ELLIPSIS,
     PLATFORMS,
@@ -17,7 +18,6 @@ from journal.publish.platforms import (
     get_platform,
     graphemes,
     part_suffix,
-    plan_geometry,
     split_post,
 )
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from journal.errors import ImageTooLarge, UnreadableFile, UnsupportedFile
-from journal.publish.platforms import Platform, plan_geometry
+from journal.media.geometry import Frame, plan_geometry
 from journal.storage import atomic_write
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class _Spec:
     crop_aspect: tuple[float, float] | None
     tolerance: float
     transposed: bool = False  # orientation 5-8 swaps width and height
-    platform: Platform | None = None  # its plan_geometry sets the crop and the exact size
+    platform: Frame | None = None  # its plan_geometry sets the crop and the exact size
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def render(
     crop_aspect: tuple[float, float] | None = None,
     draft_tolerance: float = 0.0,
     to_srgb: bool = False,
-    platform: Platform | None = None,
+    platform: Frame | None = None,
 ) -> Image.Image:
     """Decode `src` once, at the smallest useful scale, into an upright RGB image without metadata.
 
@@ -185,8 +185,9 @@ def render(
       0.03 it decodes at 1/2 and returns 2000x1500 as is (~60 ms). Off by default so 2048 means 2048.
     - `to_srgb`: convert the pixels to sRGB instead of keeping the source's RGB profile (for
       platforms that drop profiles).
-    - `platform`: a preset whose geometry (platforms.plan_geometry of the upright size: centre
-      crop, exact width or long edge, never upscaled) replaces `long_edge` and `crop_aspect`.
+    - `platform`: a frame such as a platform preset, whose geometry (geometry.plan_geometry of the
+      upright size: centre crop, exact width or long edge, never upscaled) replaces `long_edge`
+      and `crop_aspect`.
       With draft_tolerance 0 the result is that size exactly, from a decode at least as large.
 
     The image's info holds only "icc_profile", when there is one.
@@ -212,7 +213,7 @@ def render_from_copy(
     *,
     full_size: Size,
     copy_size: Size,
-    platform: Platform,
+    platform: Frame,
     max_pixels: int,
 ) -> Image.Image | None:
     """The platform rendition of a photo of upright `full_size`, made from `src`, a smaller upright copy.
@@ -235,7 +236,7 @@ def render_from_copy(
     return _finish(image, icc, 1, False)
 
 
-def _copy_plan(size: Size, copy_size: Size, full_size: Size, platform: Platform) -> _Plan | None:
+def _copy_plan(size: Size, copy_size: Size, full_size: Size, platform: Frame) -> _Plan | None:
     """The platform's crop and size for a photo of `full_size`, in the axes of its copy of `size`."""
     (width, height), (full_w, full_h) = size, full_size
     if size != copy_size or width >= full_w or height >= full_h:
