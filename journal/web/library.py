@@ -108,6 +108,7 @@ def index() -> Any:
         flt,
         after=args.get("after"),
         before=args.get("before"),
+        limit=library.PAGE_SIZE,
         thumb_size=settings.thumb_size,
     )
     grid = library.grid_view(db, current_user.id, flt, page)
