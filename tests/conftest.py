@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
@@ -27,6 +27,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import Phase
 from hypothesis import settings as hypothesis_settings
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from journal import db
@@ -46,7 +47,9 @@ if TEST_DB not in ("sqlite", "postgresql"):
     raise pytest.UsageError(f"JOURNAL_TEST_DB must be sqlite or postgresql, not {TEST_DB!r}")
 ON_POSTGRES = TEST_DB == "postgresql"
 #: A test with one of these fixtures uses a database.
-DATABASE_FIXTURES = frozenset({"database_url", "empty_database_url"})
+DATABASE_FIXTURES = frozenset(
+    {"database_url", "another_database_url", "module_database_url", "new_database_url", "empty_database_url"}
+)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -76,29 +79,55 @@ def pg_server() -> Iterator[PgServer]:
     server.stop()
 
 
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """The test's database: None on SQLite (the file in the data home), else a fresh PostgreSQL one
-    at head."""
+def _fresh_database(request: pytest.FixtureRequest, *, empty: bool = False) -> Iterator[str | None]:
     if not ON_POSTGRES:
         yield None
         return
     server: PgServer = request.getfixturevalue("pg_server")
-    url = server.new_database()
+    url = server.new_database(empty=empty)
     yield url
     server.drop_database(url)
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The test's database: None on SQLite (the file in the data home), else a fresh PostgreSQL one
+    at head."""
+    yield from _fresh_database(request)
+
+
+@pytest.fixture
+def another_database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """A second database at head for a test with two data homes (None on SQLite: each home has its own)."""
+    yield from _fresh_database(request)
+
+
+@pytest.fixture(scope="module")
+def module_database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """A database shared by a module's tests (for a module-scoped data home)."""
+    yield from _fresh_database(request)
+
+
+@pytest.fixture
+def new_database_url(request: pytest.FixtureRequest) -> Iterator[Callable[[], str | None]]:
+    """Makes a fresh database at head on each call (None on SQLite), for a test with many data homes."""
+    made: list[Iterator[str | None]] = []
+
+    def make() -> str | None:
+        fresh = _fresh_database(request)
+        made.append(fresh)
+        return next(fresh)
+
+    yield make
+    for fresh in made:
+        next(fresh, None)  # drops it
 
 
 @pytest.fixture
 def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database with no tables yet (not migrated), on the suite's database."""
-    if not ON_POSTGRES:
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    server: PgServer = request.getfixturevalue("pg_server")
-    url = server.new_database(empty=True)
-    yield url
-    server.drop_database(url)
+    for url in _fresh_database(request, empty=True):
+        yield url or f"sqlite:///{tmp_path / 'empty.db'}"
 
 
 def journal_env(home: Path, database_url: str | None, **extra: str) -> dict[str, str]:
@@ -111,10 +140,39 @@ def journal_env(home: Path, database_url: str | None, **extra: str) -> dict[str,
     return env
 
 
+def settings_for(home: Path, database_url: str | None, **changes: object) -> Settings:
+    """Settings for a data home on a database (None: the SQLite file in the home), one worker."""
+    values: dict[str, object] = {"workers": 1, **changes}
+    return Settings(home=home, database_url=database_url or "", **values)  # type: ignore[arg-type]
+
+
+def db_rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    """Run plain SQL on the settings' database apart from the app's engine (committed); the rows, if any."""
+    engine = db.make_engine(settings.database_url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(sql))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str | None) -> Settings:
     """Settings for a data home in a temp folder and the test's database, one worker."""
-    return Settings(home=tmp_path / "home", workers=1, database_url=database_url or "")
+    return settings_for(tmp_path / "home", database_url)
+
+
+@pytest.fixture(autouse=ON_POSTGRES)
+def no_sqlite_journal(request: pytest.FixtureRequest) -> Iterator[None]:
+    """On PostgreSQL, a test that made a SQLite journal database missed the test's database somewhere."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    yield
+    made = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("journal.db"))
+    assert not made, f"a SQLite journal database in a test on PostgreSQL: {made}"
 
 
 @pytest.fixture
