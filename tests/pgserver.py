@@ -78,7 +78,8 @@ class PgServer:
 
     def url(self, name: str) -> str:
         """The SQLAlchemy URL of one database on this server."""
-        return f"postgresql+psycopg://{USER}@/{name}?host={self.root}"
+        # The plain scheme, as a user writes it: SQLAlchemy 2.1 takes it to psycopg 3.
+        return f"postgresql://{USER}@/{name}?host={self.root}"
 
     def _migrate_template(self) -> None:
         from journal import db
