@@ -3,7 +3,8 @@
 The server listens on a unix socket in its own folder only (no TCP port to race for), runs with fsync,
 full-page writes and synchronous commit off (nothing to keep after the run), and holds a template
 database migrated once through the app's own ensure-schema path; each test gets a fresh copy of it
-(`CREATE DATABASE t_N TEMPLATE journal_template`, a file copy: tens of milliseconds).
+(`CREATE DATABASE t_N TEMPLATE journal_template`: tens of milliseconds), dropped after the test.
+A server left by a killed test process is stopped by the next one that starts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import tempfile
 from pathlib import Path
 
 TEMPLATE = "journal_template"
+#: The temp folders of the servers (each holds the pid of the test process that owns it).
+PREFIX = "jpg-"
 USER = "journal"
 
 
@@ -36,6 +39,32 @@ def _as_server_user(cmd: list[str]) -> list[str]:
     return cmd
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_orphans() -> None:
+    """Stop and remove the servers of test processes that were killed before they could stop them."""
+    for root in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            owner = int((root / "owner").read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        subprocess.run(
+            _as_server_user([str(pg_bin() / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"]),
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
 class PgServer:
     """A running PostgreSQL server in a temp folder; `stop()` (also run at exit) removes it."""
 
@@ -43,8 +72,10 @@ class PgServer:
         import psycopg  # the dev dependency group has it; imported here so SQLite-only runs never need it
 
         self.bin = pg_bin()
+        _reap_orphans()
         # Short path: a unix socket's path is limited to about 100 bytes.
-        self.root = Path(tempfile.mkdtemp(prefix="jpg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
+        (self.root / "owner").write_text(str(os.getpid()))
         self.data = self.root / "data"
         self._numbers = itertools.count(1)
         self._stopped = False
