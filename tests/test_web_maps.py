@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
+from werkzeug.test import EnvironBuilder
 
 from journal.config import Settings
 from journal.models import Photo, Post, Trip
@@ -249,6 +250,18 @@ def test_geojson_of_many_photos_arrives_whole(app: Flask, user_client: FlaskClie
     ids = [feature["properties"]["id"] for feature in collection["features"]]
     assert len(ids) == rows and ids == sorted(ids) and len(set(ids)) == rows
     assert collection["features"][-1]["properties"]["place"] == "Somewhere"
+    response.close()
+    pool = app.extensions["journal.engine"].pool
+    assert pool.checkedout() == 0  # the stream's own session is closed at its end
+    # The server closes the body unread (the client went away before the first byte).
+    cookie = user_client.get_cookie("session")
+    assert cookie is not None
+    environ = EnvironBuilder("/api/photos.geojson", headers={"Cookie": f"session={cookie.value}"})
+    statuses: list[str] = []
+    body = app.wsgi_app(environ.get_environ(), lambda status, headers, exc_info=None: statuses.append(status))
+    assert statuses == ["200 OK"] and pool.checkedout() == 1
+    body.close()  # type: ignore[attr-defined]
+    assert pool.checkedout() == 0
 
 
 def test_online_tiles_setting(app: Flask, user_client: FlaskClient, journey: dict[str, Any]) -> None:
