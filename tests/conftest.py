@@ -202,7 +202,7 @@ def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 def use_database(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     """Point JOURNAL_HOME and JOURNAL_DATABASE_URL (unset for the SQLite default) at these settings."""
     monkeypatch.setenv("JOURNAL_HOME", str(settings.home))
-    if settings.is_sqlite and settings.database_url == Settings(home=settings.home).database_url:
+    if settings.database_url == Settings(home=settings.home).database_url:
         monkeypatch.delenv("JOURNAL_DATABASE_URL", raising=False)
     else:
         monkeypatch.setenv("JOURNAL_DATABASE_URL", settings.database_url)
