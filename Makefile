@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test fuzz system-deps lint bench clean docs screenshots
+.PHONY: run test test-sqlite test-postgres fuzz system-deps lint bench clean docs screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,17 @@ run: $(STAMP)
 system-deps:
 	bash scripts/system-deps.sh
 
+# The whole suite on SQLite, then the tests that use a database again on PostgreSQL (a server per
+# test process, started by tests/pgserver.py; the other tests would only repeat themselves).
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+	JOURNAL_TEST_DB=postgresql $(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+
+test-sqlite: $(STAMP) system-deps
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+
+test-postgres: $(STAMP) system-deps
+	JOURNAL_TEST_DB=postgresql $(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 # The property-based sweep of tests/test_sweep.py with many more examples than `make test` runs.
 fuzz: $(STAMP)

@@ -5,7 +5,6 @@ Screenshots go to /tmp/shots/library.png and /tmp/shots/photo.png.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -44,8 +43,7 @@ def import_samples(server: LiveServer, tmp_path: Path) -> None:
     folder.mkdir()
     for name in SAMPLES:
         shutil.copy(EXIF_SAMPLES / name, folder / name)
-    env = {**os.environ, "JOURNAL_HOME": str(server.home)}
-    env.pop("JOURNAL_DATABASE_URL", None)
+    env = server.env()
     done = subprocess.run(
         [sys.executable, "-m", "journal", "import", str(folder), "--trip", "Around the world"],
         env=env,

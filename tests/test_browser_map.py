@@ -8,7 +8,6 @@ and the GPX track itself. Screenshots go to /tmp/shots/map.png, /tmp/shots/trip.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -21,7 +20,6 @@ from typing import Any
 import pytest
 
 from journal import db
-from journal.config import Settings
 from journal.models import Photo, Post, Trip
 from tests.browser import chromium_available, launch_chromium, offline_context, page_errors
 from tests.conftest import GPX_SAMPLES, PASSWORD, LiveServer
@@ -58,8 +56,7 @@ def make_trip_folder(folder: Path) -> int:
 
 
 def journal_import(server: LiveServer, folder: Path) -> str:
-    env = {**os.environ, "JOURNAL_HOME": str(server.home)}
-    env.pop("JOURNAL_DATABASE_URL", None)
+    env = server.env()
     done = subprocess.run(
         [sys.executable, "-m", "journal", "import", str(folder), "--trip", "Slovenia 2010"],
         env=env, capture_output=True, text=True, timeout=300, check=False,
@@ -70,7 +67,7 @@ def journal_import(server: LiveServer, folder: Path) -> str:
 
 def set_caption(server: LiveServer, town: int, caption: str) -> int:
     """Give the first photo of a town a caption (straight in the live server's database); its id."""
-    engine = db.make_engine(Settings(home=server.home).database_url)
+    engine = db.make_engine(server.settings.database_url)
     try:
         with db.make_session_factory(engine)() as s, s.begin():
             photo = next(p for p in s.query(Photo).all() if p.original_name.endswith(f"town-{town}-0.jpg"))
@@ -83,7 +80,7 @@ def set_caption(server: LiveServer, town: int, caption: str) -> int:
 
 
 def trip_id(server: LiveServer) -> int:
-    engine = db.make_engine(Settings(home=server.home).database_url)
+    engine = db.make_engine(server.settings.database_url)
     try:
         with db.make_session_factory(engine)() as s:
             return next(t.id for t in s.query(Trip).all())
@@ -303,8 +300,7 @@ def test_trip_across_the_antimeridian_fits_one_view(live_server: LiveServer, tmp
     folder = tmp_path / "fiji"
     folder.mkdir()
     make_fiji_folder(folder)
-    env = {**os.environ, "JOURNAL_HOME": str(live_server.home)}
-    env.pop("JOURNAL_DATABASE_URL", None)
+    env = live_server.env()
     with (
         sync_playwright() as p,
         launch_chromium(p) as browser,

@@ -74,8 +74,7 @@ def wait_for_images(page: Any, selector: str) -> None:
 
 def cli(server: LiveServer, *args: str) -> str:
     """Run `journal ARGS` on the live server's data home, as a separate process."""
-    env = {**os.environ, "JOURNAL_HOME": str(server.home)}
-    env.pop("JOURNAL_DATABASE_URL", None)
+    env = server.env()
     done = subprocess.run(
         [sys.executable, "-m", "journal", *args],
         env=env,

@@ -12,7 +12,6 @@ from playwright.sync_api import Page, Request, Route, sync_playwright
 from sqlalchemy import select
 
 from journal import db
-from journal.config import Settings
 from journal.models import Photo
 from tests.browser import RequestLog, launch_chromium, offline_context
 from tests.conftest import EXIF_SAMPLES, PASSWORD, LiveServer
@@ -67,7 +66,7 @@ def states(page: Page) -> dict[str, str]:
 
 
 def stored_hashes(server: LiveServer) -> list[str]:
-    engine = db.make_engine(Settings(home=server.home).database_url)
+    engine = db.make_engine(server.settings.database_url)
     try:
         with db.make_session_factory(engine)() as s:
             return list(s.scalars(select(Photo.sha256)))
@@ -173,7 +172,7 @@ def test_dropped_connections_are_retried(
     )
     assert states(page) == {"exifpy__DSCN0010.jpg": "imported", "lychee__png.png": "imported"}
     assert attempts == {"DSCN0010": 2, "png": 2}
-    engine = db.make_engine(Settings(home=live_server.home).database_url)
+    engine = db.make_engine(live_server.settings.database_url)
     try:
         with db.make_session_factory(engine)() as s:
             post_ids = set(s.scalars(select(Photo.post_id)))

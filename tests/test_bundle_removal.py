@@ -16,7 +16,7 @@ from journal.cli import cli
 from journal.config import Settings
 from journal.models import Export, ExportPost, OutgoingMessage, Publication
 from journal.services import exporting, publishing
-from tests.conftest import csrf_token, make_user, sign_in
+from tests.conftest import csrf_token, make_user, sign_in, use_database
 from tests.imaging import make_jpeg
 from tests.test_services_exporting import import_files
 
@@ -108,8 +108,7 @@ def test_delete_keeps_a_file_that_is_no_longer_the_bundle(
 
 @pytest.fixture
 def home(app: Flask, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Flask:
-    monkeypatch.setenv("JOURNAL_HOME", str(settings.home))
-    monkeypatch.delenv("JOURNAL_DATABASE_URL", raising=False)
+    use_database(monkeypatch, settings)
     return app
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,35 +13,37 @@ from pathlib import Path
 import pytest
 
 from journal import storage
+from journal.config import Settings
+from tests.conftest import db_rows, journal_env
 from tests.imaging import make_jpeg
 
 N = 36
 STORED = re.compile(r"^(originals|web|thumb)/(\d+)/[0-9a-f]{2}/([0-9a-f]{64})\.[a-z0-9]+$")
 
 
-def journal(home: Path, *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "JOURNAL_HOME": str(home), "JOURNAL_WORKERS": "2"}
-    env.pop("JOURNAL_DATABASE_URL", None)
+def journal(settings: Settings, *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+    url = None if settings.is_sqlite else settings.database_url
+    env = journal_env(settings.home, url, JOURNAL_WORKERS="2")
     return subprocess.Popen(  # type: ignore[call-overload]
         [sys.executable, "-m", "journal", *args], env=env, start_new_session=True, **kwargs
     )
 
 
-def photo_rows(home: Path) -> list[tuple[int, str, str, int]]:
-    with sqlite3.connect(home / "journal.db") as conn:
-        return conn.execute("SELECT user_id, sha256, stored_path, post_id FROM photos").fetchall()
+def photo_rows(settings: Settings) -> list[tuple[int, str, str, int]]:
+    return db_rows(settings, "SELECT user_id, sha256, stored_path, post_id FROM photos")
 
 
 def stored_files(home: Path) -> list[Path]:
     return [p for p in (home / "uploads").rglob("*") if p.is_file()]
 
 
-def check_no_half_rows_or_partial_files(home: Path) -> None:
-    with sqlite3.connect(home / "journal.db") as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        assert conn.execute("SELECT count(*) FROM photos WHERE post_id IS NULL").fetchone()[0] == 0
-    for user_id, sha, stored_path, _post in photo_rows(home):
+def check_no_half_rows_or_partial_files(settings: Settings) -> None:
+    home = settings.home
+    if settings.is_sqlite:  # PostgreSQL checks its foreign keys on every write and has no such pragma
+        assert db_rows(settings, "PRAGMA integrity_check") == [("ok",)]
+        assert db_rows(settings, "PRAGMA foreign_key_check") == []
+    assert db_rows(settings, "SELECT count(*) FROM photos WHERE post_id IS NULL") == [(0,)]
+    for user_id, sha, stored_path, _post in photo_rows(settings):
         original = home / "uploads" / stored_path
         assert storage.sha256_file(original) == sha, "a row points at a missing or wrong file"
         for kind in ("web", "thumb"):
@@ -55,34 +56,34 @@ def check_no_half_rows_or_partial_files(home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_midway_then_rerun(tmp_path: Path) -> None:
-    home, photos = tmp_path / "home", tmp_path / "photos"
+def test_sigkill_midway_then_rerun(settings: Settings, tmp_path: Path) -> None:
+    home, photos = settings.home, tmp_path / "photos"
     for i in range(N):
         make_jpeg(photos / f"IMG_{i:04d}.jpg", (2400, 1600), seed=i)
-    user = journal(home, "user", "add", "alice", "--password-stdin", stdin=subprocess.PIPE)
+    user = journal(settings, "user", "add", "alice", "--password-stdin", stdin=subprocess.PIPE)
     user.communicate(b"password123\n")
     assert user.returncode == 0
 
-    first = journal(home, "import", str(photos), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = journal(settings, "import", str(photos), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and first.poll() is None:
-        if (home / "journal.db").exists() and len(photo_rows(home)) >= 6:
+        if (not settings.is_sqlite or (home / "journal.db").exists()) and len(photo_rows(settings)) >= 6:
             break
         time.sleep(0.05)
     assert first.poll() is None, "the import finished before it could be killed; make the corpus bigger"
     os.killpg(first.pid, signal.SIGKILL)  # the parent and its workers, like a power cut
     first.wait()
-    killed_at = len(photo_rows(home))
+    killed_at = len(photo_rows(settings))
     assert 0 < killed_at < N
-    check_no_half_rows_or_partial_files(home)
+    check_no_half_rows_or_partial_files(settings)
 
-    second = journal(home, "import", str(photos), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    second = journal(settings, "import", str(photos), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = second.communicate(timeout=300)
     assert second.returncode == 0, err.decode()
     imported, duplicates = map(int, re.search(rb"imported (\d+), duplicates (\d+)", out).groups())  # type: ignore[union-attr]
     assert imported + duplicates == N and imported >= N - killed_at
-    check_no_half_rows_or_partial_files(home)
-    rows = photo_rows(home)
+    check_no_half_rows_or_partial_files(settings)
+    rows = photo_rows(settings)
     assert len(rows) == N and len({sha for _, sha, _, _ in rows}) == N
     # no orphans: every stored file belongs to a row
     assert len(stored_files(home)) == 3 * N

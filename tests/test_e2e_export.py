@@ -29,11 +29,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from journal import db
-from journal.config import Settings
 from journal.models import OutgoingMessage, Photo
 from journal.services import zones
 from tests.browser import launch_chromium
-from tests.conftest import EXIF_SAMPLES
+from tests.conftest import EXIF_SAMPLES, journal_env, settings_for
 from tests.test_cli_export import _free_port
 
 pytestmark = pytest.mark.slow
@@ -49,6 +48,7 @@ class Home:
     """A data home with the samples imported, and how to run the CLI on it."""
 
     path: Path
+    database_url: str | None
     factory: sessionmaker[Session]
     zone_photo: int
     zone_post: int
@@ -61,7 +61,7 @@ class Home:
             text=True,
             timeout=timeout,
             cwd=ROOT,
-            env=_env(),
+            env=_env(self.database_url),
             check=False,
         )
         if check:
@@ -69,18 +69,18 @@ class Home:
         return done
 
 
-def _env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JOURNAL_WORKERS": "2"}
-    env.pop("JOURNAL_DATABASE_URL", None)
-    env.pop("JOURNAL_HOME", None)
+def _env(database_url: str | None) -> dict[str, str]:
+    """The environment of a CLI run given its data home with --home (and the database when not SQLite)."""
+    env = journal_env(ROOT, database_url, PYTHONPATH=str(ROOT), JOURNAL_WORKERS="2")
+    env.pop("JOURNAL_HOME")
     return env
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
+def home(tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None) -> Iterator[Home]:
     """alice's journal: every sample imported by the real importer, and a privacy zone around one photo."""
     path = tmp_path_factory.mktemp("e2e") / "home"
-    base = Home(path, None, 0, 0)  # type: ignore[arg-type]
+    base = Home(path, module_database_url, None, 0, 0)  # type: ignore[arg-type]
     subprocess.run(
         [sys.executable, "-m", "journal", "--home", str(path), "user", "add", "alice", "--password-stdin"],
         input="password123\n",
@@ -88,20 +88,20 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
         check=True,
         capture_output=True,
         cwd=ROOT,
-        env=_env(),
+        env=_env(module_database_url),
     )
     imported = base.run("import", str(EXIF_SAMPLES), "--trip", "Samples", check=False)
     assert "imported " in imported.stdout and int(imported.stdout.split()[1].rstrip(",")) >= 40, (
         imported.stdout
     )
-    engine = db.make_engine(Settings(home=path).database_url)
+    engine = db.make_engine(settings_for(path, module_database_url).database_url)
     factory = db.make_session_factory(engine)
     with factory() as s, s.begin():
         photo = s.scalars(select(Photo).where(Photo.lat.is_not(None)).order_by(Photo.id)).first()
         assert photo is not None and photo.lat is not None and photo.lon is not None and photo.post_id
         zones.add_zone(s, photo.user_id, zones.ZoneInput("Home", photo.lat, photo.lon, 200))
         zone_photo, zone_post = photo.id, photo.post_id
-    yield Home(path, factory, zone_photo, zone_post)
+    yield Home(path, module_database_url, factory, zone_photo, zone_post)
     engine.dispose()
 
 
@@ -356,7 +356,7 @@ def test_email_bundles_are_sent_exactly_once(home: Home, tmp_path: Path) -> None
                 "0",
             ],
             cwd=ROOT,
-            env=_env(),
+            env=_env(home.database_url),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

@@ -24,7 +24,7 @@ from journal.cli import cli
 from journal.media import inspectjson, metadata
 from journal.models import ImportFailure, Photo
 from journal.services import importing
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, journal_env
 from tests.edgefiles import jpeg_with
 
 OVERFLOWING = [
@@ -129,12 +129,11 @@ def test_cli_import_with_workers_turns_an_error_in_a_worker_into_that_files_fail
         assert [Path(f.source_name).name for f in failures] == ["bad.jpg"]
 
 
-def test_cli_import_of_far_off_times_in_a_real_process_pool(tmp_path: Path) -> None:
+def test_cli_import_of_far_off_times_in_a_real_process_pool(tmp_path: Path, database_url: str | None) -> None:
     """The real bug, no injection: `journal import` with two workers, in its own process."""
     folder = _folder_with_a_bad_file(tmp_path / "in")
     (folder / "bad.jpg").unlink()
-    env = {**os.environ, "JOURNAL_HOME": str(tmp_path / "home"), "JOURNAL_WORKERS": "2"}
-    env.pop("JOURNAL_DATABASE_URL", None)
+    env = journal_env(tmp_path / "home", database_url, JOURNAL_WORKERS="2")
     journal = [sys.executable, "-m", "journal"]
     subprocess.run(
         [*journal, "user", "add", "a", "--password-stdin"], input=b"password123\n", env=env, check=True
@@ -440,19 +439,20 @@ def test_machine_readable_times_keep_four_digit_years() -> None:
     assert format_datetime(datetime(1, 1, 1), "%d %b %Y") == "01 Jan 0001"
 
 
-def test_migration_0007_marks_the_photos_already_stored(tmp_path: Path) -> None:
+def test_migration_0007_marks_the_photos_already_stored(empty_database_url: str) -> None:
     from sqlalchemy import text
 
     from journal import db
 
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'j.db'}")
+    engine = db.make_engine(empty_database_url)
     db.upgrade(engine, "0004")
     with engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO users (id, name, password_hash, is_owner, created_at)"
-                " VALUES (1, 'a', 'x', 1, '2026-01-01')"
-            )
+                " VALUES (1, 'a', 'x', :owner, '2026-01-01')"
+            ),
+            {"owner": True},
         )
         rows = [
             (1, "2099-09-29 10:10:10", None),

@@ -37,7 +37,8 @@ def written(home: Path) -> list[Path]:
     return [p for p in home.rglob("*") if p.exists() and not p.name.startswith("journal.db-")]
 
 
-def assert_modes(home: Path, file_mode: int, dir_mode: int) -> None:
+def assert_modes(settings: Settings, file_mode: int, dir_mode: int) -> None:
+    home = settings.home
     found = written(home)
     wrong = [(str(p), oct(mode(p))) for p in found if mode(p) != (dir_mode if p.is_dir() else file_mode)]
     assert not wrong, wrong
@@ -45,7 +46,7 @@ def assert_modes(home: Path, file_mode: int, dir_mode: int) -> None:
         side = home / f"journal.db{suffix}"
         if side.exists():
             assert mode(side) == file_mode, side
-    assert any(p.name == "journal.db" for p in found)
+    assert any(p.name == "journal.db" for p in found) == settings.is_sqlite
 
 
 def add_user_and_import(runner: CliRunner, tmp_path: Path, env: dict[str, str] | None = None) -> None:
@@ -67,8 +68,9 @@ def test_import_and_export_write_private_files(runner: CliRunner, settings: Sett
     assert len(originals) == 2 and all(mode(p) == 0o600 for p in originals)
     for folder in (settings.uploads_dir, settings.exports_dir, settings.staging_dir):
         assert mode(folder) == 0o700, folder
-    assert mode(settings.home / "journal.db") == 0o600
-    assert_modes(settings.home, 0o600, 0o700)
+    if settings.is_sqlite:
+        assert mode(settings.home / "journal.db") == 0o600
+    assert_modes(settings, 0o600, 0o700)
 
 
 def test_upload_writes_private_files(settings: Settings, tmp_path: Path) -> None:
@@ -85,9 +87,10 @@ def test_upload_writes_private_files(settings: Settings, tmp_path: Path) -> None
     )
     assert response.status_code == 200 and response.get_json()["results"][0]["status"] == "imported"
     assert mode(settings.secret_key_path) == 0o600
-    with sqlite3.connect(settings.home / "journal.db") as conn:  # the app's WAL files exist now
-        conn.execute("SELECT 1")
-    assert_modes(settings.home, 0o600, 0o700)
+    if settings.is_sqlite:
+        with sqlite3.connect(settings.home / "journal.db") as conn:  # the app's WAL files exist now
+            conn.execute("SELECT 1")
+    assert_modes(settings, 0o600, 0o700)
     app.extensions["journal.engine"].dispose()
 
 
@@ -98,11 +101,13 @@ def test_group_shared_mode_from_the_environment(
     assert Settings.from_env(settings.home).dir_mode == 0o750
     add_user_and_import(runner, tmp_path)
     assert runner.invoke(cli, ["export"]).exit_code == 0
-    assert mode(settings.home / "journal.db") == 0o640
+    if settings.is_sqlite:
+        assert mode(settings.home / "journal.db") == 0o640
     assert all(mode(b) == 0o640 for b in settings.exports_dir.glob("*.zip"))
-    assert_modes(settings.home, 0o640, 0o750)
+    assert_modes(settings, 0o640, 0o750)
 
 
+@pytest.mark.sqlite_only  # the mode of an existing journal.db file
 def test_existing_home_is_tightened(runner: CliRunner, settings: Settings) -> None:
     settings.uploads_dir.mkdir(parents=True)
     os.chmod(settings.uploads_dir, 0o755)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from journal import db, storage
@@ -19,15 +18,15 @@ from journal.config import Settings
 from journal.errors import WrongDatabase
 from journal.models import Photo
 from journal.services import housekeeping, importing, users
+from tests.conftest import journal_env
 from tests.imaging import make_jpeg
 
 
 def journal(
-    home: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
+    home: Path, database_url: str | None, *args: str, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "JOURNAL_HOME": str(home), "JOURNAL_WORKERS": "1", **(env or {})}
-    if not (env or {}).get("JOURNAL_DATABASE_URL"):
-        full.pop("JOURNAL_DATABASE_URL", None)
+    """`journal ARGS` in its own process on this data home and database (None: the home's SQLite file)."""
+    full = journal_env(home, database_url, JOURNAL_WORKERS="1")
     return subprocess.run(
         [sys.executable, "-m", "journal", *args],
         env=full,
@@ -53,49 +52,53 @@ def dead_marker(home: Path, age_s: float = 0) -> Path:
     return marker
 
 
-def imported_home(tmp_path: Path, count: int = 3) -> Path:
+def imported_home(tmp_path: Path, database_url: str | None, count: int = 3) -> Path:
     home = tmp_path / "home"
-    assert journal(home, "user", "add", "alice", "--password-stdin", stdin=b"password123\n").returncode == 0
+    added = journal(home, database_url, "user", "add", "alice", "--password-stdin", stdin=b"password123\n")
+    assert added.returncode == 0
     for i in range(count):
         make_jpeg(tmp_path / "in" / f"IMG_{i}.jpg", seed=i)
-    done = journal(home, "import", str(tmp_path / "in"))
+    done = journal(home, database_url, "import", str(tmp_path / "in"))
     assert done.returncode == 0, done.stderr
     assert len(originals(home)) == count
     return home
 
 
-def test_mistyped_database_url_and_a_crash_marker_delete_nothing(tmp_path: Path) -> None:
-    home = imported_home(tmp_path)
+def test_mistyped_database_url_and_a_crash_marker_delete_nothing(
+    tmp_path: Path, database_url: str | None, another_database_url: str | None
+) -> None:
+    home = imported_home(tmp_path, database_url)
     kept = {p: p.read_bytes() for p in originals(home)}
     # A typo in JOURNAL_DATABASE_URL: a new empty database, where the user makes an account again.
-    wrong = {"JOURNAL_DATABASE_URL": f"sqlite:///{tmp_path / 'jornal.db'}"}
-    assert (
-        journal(home, "user", "add", "alice", "--password-stdin", env=wrong, stdin=b"pw-123456\n").returncode
-        == 0
-    )
+    wrong = another_database_url or f"sqlite:///{tmp_path / 'jornal.db'}"
+    added = journal(home, wrong, "user", "add", "alice", "--password-stdin", stdin=b"pw-123456\n")
+    assert added.returncode == 0
     dead_marker(home, age_s=60)
     make_jpeg(tmp_path / "new" / "IMG_new.jpg", seed=99)
-    result = journal(home, "import", str(tmp_path / "new"), env=wrong)
+    result = journal(home, wrong, "import", str(tmp_path / "new"))
     assert result.returncode == 1
     assert "does not belong to this data home" in result.stderr and "journal check" in result.stderr
     assert {p: p.read_bytes() for p in originals(home)} == kept, "an original was deleted"
     # The right database still works, and the crash leftovers of that marker are swept then.
-    assert journal(home, "import", str(tmp_path / "new")).returncode == 0
+    assert journal(home, database_url, "import", str(tmp_path / "new")).returncode == 0
     assert len(originals(home)) == 4
 
 
-def test_serve_refuses_a_wrong_database(tmp_path: Path) -> None:
-    home = imported_home(tmp_path, count=1)
-    wrong = {"JOURNAL_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
-    result = journal(home, "serve", "--port", "1", env=wrong)
+def test_serve_refuses_a_wrong_database(
+    tmp_path: Path, database_url: str | None, another_database_url: str | None
+) -> None:
+    home = imported_home(tmp_path, database_url, count=1)
+    wrong = another_database_url or f"sqlite:///{tmp_path / 'empty.db'}"
+    result = journal(home, wrong, "serve", "--port", "1")
     assert result.returncode == 1 and "does not belong to this data home" in result.stderr
 
 
+@pytest.mark.sqlite_only  # restores a copy of the SQLite file
 def test_restored_older_database_is_refused_and_nothing_deleted(tmp_path: Path) -> None:
-    home = imported_home(tmp_path, count=2)
+    home = imported_home(tmp_path, None, count=2)
     shutil.copy(home / "journal.db", tmp_path / "backup.db")
     make_jpeg(tmp_path / "more" / "IMG_later.jpg", seed=50)
-    assert journal(home, "import", str(tmp_path / "more")).returncode == 0
+    assert journal(home, None, "import", str(tmp_path / "more")).returncode == 0
     kept = {p: p.read_bytes() for p in originals(home)}
     assert len(kept) == 3
     for suffix in ("-wal", "-shm"):
@@ -103,7 +106,7 @@ def test_restored_older_database_is_refused_and_nothing_deleted(tmp_path: Path) 
     shutil.copy(tmp_path / "backup.db", home / "journal.db")
     dead_marker(home, age_s=60)
     make_jpeg(tmp_path / "third" / "IMG_third.jpg", seed=51)
-    result = journal(home, "import", str(tmp_path / "third"))
+    result = journal(home, None, "import", str(tmp_path / "third"))
     assert result.returncode == 1 and "older than the files" in result.stderr, result.stderr
     assert {p: p.read_bytes() for p in originals(home)} == kept
 
@@ -184,22 +187,22 @@ def test_empty_database_facing_originals_is_refused(
 
 
 def test_database_of_another_home_is_refused(
-    settings: Settings, session_factory: sessionmaker[Session], alice: int, tmp_path: Path
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    alice: int,
+    tmp_path: Path,
+    another_database_url: str | None,
 ) -> None:
     housekeeping.run_verify_home(settings, session_factory)
     other = settings.with_(home=tmp_path / "other")
-    housekeeping.run_verify_home(
-        other.with_(database_url=f"sqlite:///{tmp_path / 'o.db'}"), _factory(tmp_path / "o.db")
-    )
+    other_url = another_database_url or f"sqlite:///{tmp_path / 'o.db'}"
+    engine = db.make_engine(other_url)
+    db.ensure_schema(engine)
+    housekeeping.run_verify_home(other.with_(database_url=other_url), db.make_session_factory(engine))
+    engine.dispose()
     stray_original(other, alice, 7, tmp_path)
     with pytest.raises(WrongDatabase, match="another data home"):
         housekeeping.run_verify_home(other, session_factory)
-
-
-def _factory(path: Path) -> sessionmaker[Session]:
-    engine = db.make_engine(f"sqlite:///{path}")
-    db.ensure_schema(engine)
-    return db.make_session_factory(engine)
 
 
 def test_generation_grows_with_each_writer(
@@ -213,7 +216,6 @@ def test_generation_grows_with_each_writer(
     second = housekeeping.read_identity(settings)
     assert first is not None and second is not None
     assert second.home_id == first.home_id and second.generation > first.generation
-    with sqlite3.connect(settings.home / "journal.db") as conn:
-        assert conn.execute("SELECT generation FROM home_identity").fetchone()[0] == second.generation
     with session_factory() as s:
+        assert s.scalar(text("SELECT generation FROM home_identity")) == second.generation
         assert s.scalars(select(Photo)).all() == []

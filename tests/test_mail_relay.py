@@ -29,7 +29,7 @@ from journal.config import Settings
 from journal.errors import InvalidInput
 from journal.models import Export, OutgoingMessage, User
 from journal.publish import mail
-from tests.conftest import PASSWORD, csrf_token, make_user, sign_in
+from tests.conftest import PASSWORD, csrf_token, make_user, sign_in, use_database
 from tests.imaging import make_jpeg
 from tests.test_services_exporting import import_files
 
@@ -91,8 +91,7 @@ def smtp() -> Iterator[tuple[RcptRecorder, str]]:
 @pytest.fixture
 def home_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The test's data home with the owner's allow-list set in the environment (as an admin would)."""
-    monkeypatch.setenv("JOURNAL_HOME", str(settings.home))
-    monkeypatch.delenv("JOURNAL_DATABASE_URL", raising=False)
+    use_database(monkeypatch, settings)
     monkeypatch.setenv("JOURNAL_MAIL_ALLOWED_RECIPIENTS", f"{ALLOWED}, @family.example")
     return Settings.from_env(settings.home, workers=1)
 

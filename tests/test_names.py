@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from werkzeug.test import EnvironBuilder
 from journal import names
 from journal.cli import cli
 from journal.config import Settings
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, db_rows
 from tests.imaging import make_jpeg
 
 
@@ -55,9 +54,8 @@ def test_import_keeps_going_and_keeps_the_names(
     assert result.exit_code == 1, result.output  # one file failed, and only that one
     assert "imported 3, duplicates 0, failed 1" in result.stdout
     assert "broken\\xff.jpg: empty file" in result.stderr
-    with sqlite3.connect(settings.home / "journal.db") as conn:
-        stored = {Path(n).name for (n,) in conn.execute("SELECT original_name FROM photos")}
-        failed = [Path(n).name for (n,) in conn.execute("SELECT source_name FROM import_failures")]
+    stored = {Path(n).name for (n,) in db_rows(settings, "SELECT original_name FROM photos")}
+    failed = [Path(n).name for (n,) in db_rows(settings, "SELECT source_name FROM import_failures")]
     assert stored == {"caf\\xff.jpg", "\\xfe\\xfe-2.jpg", "plain.jpg"}
     assert failed == ["broken\\xff.jpg"]
     assert names.original_bytes(str(folder / "caf\\xff.jpg")) == os.fsencode(
@@ -118,8 +116,8 @@ def test_upload_with_percent_escaped_bytes_keeps_them(
     assert answer["status_code"] == 200, answer
     (result,) = answer["results"]
     assert result["status"] == "imported" and result["name"] == "caf\\xff\\xfe.jpg"
-    with sqlite3.connect(app.config["JOURNAL_SETTINGS"].home / "journal.db") as conn:
-        assert conn.execute("SELECT original_name FROM photos").fetchone()[0] == "caf\\xff\\xfe.jpg"
+    stored = db_rows(app.config["JOURNAL_SETTINGS"], "SELECT original_name FROM photos")
+    assert stored == [("caf\\xff\\xfe.jpg",)]
 
 
 def test_upload_with_raw_invalid_utf8_in_the_filename_is_refused_clearly(

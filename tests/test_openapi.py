@@ -25,10 +25,9 @@ from werkzeug.test import TestResponse
 
 from journal import __version__
 from journal.app import create_app
-from journal.config import Settings
 from journal.models import Photo, User
 from journal.services import users
-from tests.conftest import csrf_token, make_user, sign_in
+from tests.conftest import csrf_token, make_user, settings_for, sign_in
 from tests.imaging import make_jpeg
 from tests.schemas import openapi, openapi_validator, pointer
 
@@ -111,10 +110,11 @@ def _upload(client: FlaskClient, csrf: str, *files: tuple[bytes, str], **fields:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None) -> Iterator[World]:
     """One app for every case (requests only: the cases take well under a second each)."""
     tmp = tmp_path_factory.mktemp("openapi")
-    app = create_app(Settings(home=tmp / "home", workers=1, max_upload_bytes=MAX_UPLOAD), TESTING=True)
+    settings = settings_for(tmp / "home", module_database_url, max_upload_bytes=MAX_UPLOAD)
+    app = create_app(settings, TESTING=True)
     make_user(app, "alice")
     make_user(app, "bob")
 

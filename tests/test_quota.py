@@ -25,7 +25,7 @@ from journal.cli import cli
 from journal.config import Settings
 from journal.models import Export, ImportFailure
 from journal.services import exporting, quota
-from tests.conftest import PASSWORD, csrf_token, make_user, sign_in
+from tests.conftest import PASSWORD, csrf_token, make_user, sign_in, use_database
 from tests.imaging import make_jpeg
 from tests.test_services_exporting import import_files
 
@@ -50,8 +50,7 @@ def usage_of(settings: Settings, factory: sessionmaker[Session], user_id: int) -
 
 @pytest.fixture
 def env_home(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("JOURNAL_HOME", str(settings.home))
-    monkeypatch.delenv("JOURNAL_DATABASE_URL", raising=False)
+    use_database(monkeypatch, settings)
     monkeypatch.setenv("JOURNAL_WORKERS", "1")
     return settings
 

@@ -720,7 +720,7 @@ def crash(archive, name, text, stamp):
         os._exit(9)  # no cleanup at all, as with SIGKILL or a power cut
     written(archive, name, text, stamp)
 zipbundle._write_text = crash
-settings = Settings(home=__import__("pathlib").Path(sys.argv[1]), workers=1)
+settings = Settings(home=__import__("pathlib").Path(sys.argv[1]), database_url=sys.argv[3], workers=1)
 factory = db.make_session_factory(db.make_engine(settings.database_url))
 exporting.run_export(factory, settings, exporting.ExportRequest(user_id=int(sys.argv[2])))
 """
@@ -730,7 +730,7 @@ def test_a_killed_export_leaves_no_zip_and_no_record(
     settings: Settings, session_factory: sessionmaker[Session], library: Library
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", _CRASH, str(settings.home), str(library.user_id)],
+        [sys.executable, "-c", _CRASH, str(settings.home), str(library.user_id), settings.database_url],
         capture_output=True,
         cwd=Path(__file__).resolve().parents[1],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from journal import storage
 from journal.cli import cli
 from journal.config import Settings
+from tests.conftest import db_rows
 from tests.imaging import make_jpeg
 
 
@@ -28,8 +29,7 @@ def import_photos(runner: CliRunner, folder: Path, count: int, seed: int = 0, **
 
 
 def rows(settings: Settings) -> list[tuple[int, str, str]]:
-    with sqlite3.connect(settings.home / "journal.db") as conn:
-        return conn.execute("SELECT user_id, sha256, stored_path FROM photos ORDER BY id").fetchall()
+    return db_rows(settings, "SELECT user_id, sha256, stored_path FROM photos ORDER BY id")
 
 
 def originals(settings: Settings) -> dict[Path, bytes]:
@@ -85,6 +85,7 @@ def test_repair_rebuilds_missing_renditions(runner: CliRunner, settings: Setting
     assert web.stat().st_size > 0 and any("renditions rebuilt" in line for line in report["repaired"])  # type: ignore[attr-defined]
 
 
+@pytest.mark.sqlite_only  # restores a backup of the SQLite file (sqlite3's backup API)
 def test_restored_older_database_is_repaired_by_reindexing(
     runner: CliRunner, settings: Settings, tmp_path: Path
 ) -> None:
@@ -114,12 +115,13 @@ def test_restored_older_database_is_repaired_by_reindexing(
 
 
 def test_mistyped_database_repair_keeps_every_original(
-    runner: CliRunner, settings: Settings, tmp_path: Path
+    runner: CliRunner, settings: Settings, tmp_path: Path, another_database_url: str | None
 ) -> None:
     add_user(runner)
     import_photos(runner, tmp_path / "in", 2)
     kept = originals(settings)
-    wrong = {"JOURNAL_DATABASE_URL": f"sqlite:///{tmp_path / 'jornal.db'}"}
+    wrong_url = another_database_url or f"sqlite:///{tmp_path / 'jornal.db'}"
+    wrong = {"JOURNAL_DATABASE_URL": wrong_url}
     code, report = check(runner, env=wrong)
     assert code == 1 and "wrong_database" in kinds(report)
     # No account in the new database: nothing can be re-indexed, nothing is deleted.
@@ -130,8 +132,7 @@ def test_mistyped_database_repair_keeps_every_original(
     code, report = check(runner, "--repair", env=wrong)
     assert code == 0, report
     assert originals(settings) == kept
-    with sqlite3.connect(tmp_path / "jornal.db") as conn:
-        assert conn.execute("SELECT count(*) FROM photos").fetchone()[0] == 2
+    assert db_rows(settings.with_(database_url=wrong_url), "SELECT count(*) FROM photos") == [(2,)]
 
 
 def test_unknown_files_are_reported_not_deleted(
@@ -158,13 +159,11 @@ def test_orphan_track_is_reindexed(runner: CliRunner, settings: Settings) -> Non
     add_user(runner)
     sample = sorted(GPX_SAMPLES.glob("*.gpx"))[0]
     assert runner.invoke(cli, ["import", str(sample)]).exit_code == 0
-    with sqlite3.connect(settings.home / "journal.db") as conn:
-        (stored,) = conn.execute("SELECT stored_path FROM tracks").fetchone()
-        conn.execute("DELETE FROM tracks")
+    ((stored,),) = db_rows(settings, "SELECT stored_path FROM tracks")
+    db_rows(settings, "DELETE FROM tracks")
     code, report = check(runner)
     assert code == 1 and [(p["kind"], p["path"]) for p in report["problems"]] == [("orphan", stored)]  # type: ignore[attr-defined]
     code, report = check(runner, "--repair")
     assert code == 0, report
     assert (settings.uploads_dir / stored).is_file()
-    with sqlite3.connect(settings.home / "journal.db") as conn:
-        assert conn.execute("SELECT stored_path FROM tracks").fetchone() == (stored,)
+    assert db_rows(settings, "SELECT stored_path FROM tracks") == [(stored,)]

@@ -13,7 +13,7 @@ import json
 import logging
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +30,12 @@ from sqlalchemy import select
 
 from journal.app import create_app
 from journal.cli import cli
-from journal.config import Settings
 from journal.media import inspectjson
 from journal.models import Photo, Post, Trip, User
 from journal.publish.platforms import PLATFORMS
 from journal.services import exporting
 from tests import walker
-from tests.conftest import csrf_token, make_user, sign_in
+from tests.conftest import csrf_token, make_user, settings_for, sign_in
 from tests.edgefiles import raw_exif
 
 pytestmark = pytest.mark.slow
@@ -314,8 +313,8 @@ def check_bundle(path: Path) -> None:
 # --- the sweep ----------------------------------------------------------------------------------------
 
 
-def _app(home: Path) -> Flask:
-    return create_app(Settings(home=home, workers=1), TESTING=True)
+def _app(home: Path, database_url: str | None) -> Flask:
+    return create_app(settings_for(home, database_url), TESTING=True)
 
 
 def _signed_in(app: Flask, name: str) -> FlaskClient:
@@ -335,14 +334,25 @@ def _user_rows(app: Flask, name: str) -> tuple[list[int], list[int], list[int]]:
         )
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], deadline=None)
+# new_database_url is function-scoped but makes a fresh database for each example when called.
+@settings(
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+    deadline=None,
+)
 @given(
     specs=st.lists(photo_specs, min_size=1, max_size=4),
     tracks=st.lists(st.lists(gpx_points, min_size=0, max_size=5), max_size=1),
     export=st.sampled_from(EXPORTS),
 )
 def test_extreme_metadata_breaks_no_step(
-    specs: list[PhotoSpec], tracks: list[list[Any]], export: tuple[str, str, str]
+    new_database_url: Callable[[], str | None],
+    specs: list[PhotoSpec],
+    tracks: list[list[Any]],
+    export: tuple[str, str, str],
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="journal-sweep-") as tmp, no_tracebacks():
         root = Path(tmp)
@@ -356,11 +366,12 @@ def test_extreme_metadata_breaks_no_step(
             check_inspect(inspectjson.inspect_file(str(path)))
 
         home = root / "home"
-        app = _app(home)
+        database_url = new_database_url()
+        app = _app(home, database_url)
         try:
             alice = _signed_in(app, "alice")
             runner = CliRunner()
-            env = {"JOURNAL_HOME": str(home), "JOURNAL_WORKERS": "1"}
+            env = {"JOURNAL_HOME": str(home), "JOURNAL_WORKERS": "1", "JOURNAL_DATABASE_URL": database_url}
             done = runner.invoke(cli, ["import", "--user", "alice", "--trip", "Sweep", str(folder)], env=env)
             assert done.exit_code in (0, 1), (done.output, done.exception)
             assert "Traceback" not in done.output and "internal error" not in done.output, done.output
@@ -445,16 +456,18 @@ FIXED = [
 ]
 
 
-def test_every_platform_and_location_exports_the_edges(tmp_path: Path) -> None:
+def test_every_platform_and_location_exports_the_edges(tmp_path: Path, database_url: str | None) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     for i, spec in enumerate(FIXED):
         spec.write(folder / f"edge{i}")
-    app = _app(tmp_path / "home")
+    app = _app(tmp_path / "home", database_url)
     try:
         alice = _signed_in(app, "alice")
         done = CliRunner().invoke(
-            cli, ["import", "--trip", "Edges", str(folder)], env={"JOURNAL_HOME": str(tmp_path / "home")}
+            cli,
+            ["import", "--trip", "Edges", str(folder)],
+            env={"JOURNAL_HOME": str(tmp_path / "home"), "JOURNAL_DATABASE_URL": database_url},
         )
         assert done.exit_code == 0, done.output
         with no_tracebacks():

@@ -23,10 +23,9 @@ from werkzeug.test import TestResponse, encode_multipart
 
 from journal import db
 from journal.app import create_app
-from journal.config import Settings
 from journal.models import ImportFailure, Photo, Post, Trip, User
 from journal.services import users
-from tests.conftest import GPX_SAMPLES, LiveServer, csrf_token, make_user, sign_in
+from tests.conftest import GPX_SAMPLES, LiveServer, csrf_token, make_user, settings_for, sign_in
 from tests.imaging import make_jpeg
 
 GPX = b'<?xml version="1.0"?><gpx version="1.1" creator="t"><trk><trkseg></trkseg></trk></gpx>'
@@ -177,10 +176,10 @@ def test_no_file_is_a_400(user_client: FlaskClient, token: str) -> None:
 
 
 @pytest.fixture
-def small_app(tmp_path: Path) -> Flask:
+def small_app(tmp_path: Path, database_url: str | None) -> Flask:
     """An app whose upload limit is 100 kB."""
     application = create_app(
-        Settings(home=tmp_path / "small", workers=1, max_upload_bytes=100_000), TESTING=True
+        settings_for(tmp_path / "small", database_url, max_upload_bytes=100_000), TESTING=True
     )
     make_user(application)
     return application
@@ -315,7 +314,7 @@ def test_check_refuses_bad_input(user_client: FlaskClient, token: str, payload: 
 
 
 def _bearer_for_live(server: LiveServer) -> str:
-    engine = db.make_engine(Settings(home=server.home).database_url)
+    engine = db.make_engine(server.settings.database_url)
     try:
         with db.make_session_factory(engine).begin() as s:
             user = users.create_user(s, "alice", "correct horse battery")
@@ -381,7 +380,7 @@ def test_parallel_uploads_store_each_distinct_file_once(live_server: LiveServer,
     for o in outcomes:
         ids[o["sha256"]].add(o["id"])
     assert all(len(found) == 1 for found in ids.values())  # everyone was told the same photo id
-    engine = db.make_engine(Settings(home=live_server.home).database_url)
+    engine = db.make_engine(live_server.settings.database_url)
     try:
         with db.make_session_factory(engine)() as s:
             rows = s.scalars(select(Photo.sha256)).all()
@@ -425,7 +424,7 @@ def costly_gpx(megabytes: int) -> bytes:
 
 def live_token(server: LiveServer) -> str:
     """An account and API token in a live server's data home."""
-    engine = db.make_engine(Settings(home=server.home).database_url)
+    engine = db.make_engine(server.settings.database_url)
     try:
         with db.make_session_factory(engine).begin() as s:
             return users.create_token(s, users.create_user(s, "mallory", "password123"))

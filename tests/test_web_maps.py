@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
+from werkzeug.test import EnvironBuilder
 
 from journal.config import Settings
 from journal.models import Photo, Post, Trip
@@ -201,9 +202,8 @@ def test_map_with_no_photos(user_client: FlaskClient) -> None:
     assert "Nothing on the map yet" in html and config_of(html)["bounds"] is None
 
 
-def test_big_library_page_stays_small(app: Flask, user_client: FlaskClient, db: Session) -> None:
-    user_id = 1
-    rows = 3000
+def add_many_located_photos(db: Session, rows: int, user_id: int = 1) -> None:
+    """`rows` located photos of alice's, each on a post of its own, inserted in bulk."""
     db.execute(insert(Post), [{"user_id": user_id, "caption": f"post {i} " + "x" * 80} for i in range(rows)])
     post_ids = list(db.scalars(select(Post.id).order_by(Post.id)))
     db.execute(
@@ -218,8 +218,8 @@ def test_big_library_page_stays_small(app: Flask, user_client: FlaskClient, db: 
                 "format": "JPEG",
                 "width": 1,
                 "height": 1,
-                "taken_at": datetime(2024, 1, 1 + i // 100, 8 + (i % 100) // 10, i % 10),
-                "sort_at": datetime(2024, 1, 1 + i // 100, 6 + (i % 100) // 10, i % 10),
+                "taken_at": datetime(2024, 1 + i // 3000, 1 + i % 3000 // 100, 8 + (i % 100) // 10, i % 10),
+                "sort_at": datetime(2024, 1 + i // 3000, 1 + i % 3000 // 100, 6 + (i % 100) // 10, i % 10),
                 "lat": 45 + (i % 97) / 50,
                 "lon": 13 + (i % 89) / 40,
                 "place": "Somewhere",
@@ -228,10 +228,44 @@ def test_big_library_page_stays_small(app: Flask, user_client: FlaskClient, db: 
         ],
     )
     db.commit()
+
+
+def test_big_library_page_stays_small(app: Flask, user_client: FlaskClient, db: Session) -> None:
+    rows = 3000
+    add_many_located_photos(db, rows)
     html = user_client.get("/map").get_data()
     assert len(html) < 200_000
     points = user_client.get("/api/photos.points").json
     assert points is not None and points["count"] == rows
+
+
+def test_geojson_of_many_photos_arrives_whole(app: Flask, user_client: FlaskClient, db: Session) -> None:
+    # More rows than one fetch of the streamed query (2000): the stream reads past the first batch
+    # after the request's own session is closed (on PostgreSQL a server-side cursor must outlive it).
+    rows = 4500
+    add_many_located_photos(db, rows)
+    response = user_client.get("/api/photos.geojson")
+    assert response.status_code == 200
+    collection = json.loads(response.get_data(as_text=True))
+    ids = [feature["properties"]["id"] for feature in collection["features"]]
+    assert len(ids) == rows and ids == sorted(ids) and len(set(ids)) == rows
+    assert collection["features"][-1]["properties"]["place"] == "Somewhere"
+    response.close()
+    pool = app.extensions["journal.engine"].pool
+    assert pool.checkedout() == 0  # the stream's own session is closed at its end
+    # The server closes the body unread (the client went away before the first byte).
+    cookie = user_client.get_cookie("session")
+    assert cookie is not None
+    environ = EnvironBuilder("/api/photos.geojson", headers=[("Cookie", f"session={cookie.value}")])
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> Any:
+        statuses.append(status)
+
+    body = app.wsgi_app(environ.get_environ(), start_response)
+    assert statuses == ["200 OK"] and pool.checkedout() == 1
+    body.close()  # type: ignore[attr-defined]
+    assert pool.checkedout() == 0
 
 
 def test_online_tiles_setting(app: Flask, user_client: FlaskClient, journey: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from journal.models import Photo, Post
 from journal.services import library, posts
-from tests.conftest import csrf_token, make_user
+from tests.conftest import csrf_token, make_user, use_database
 from tests.test_web_library import XSS, add_photos, app_sessions, user_id_of
 
 
@@ -143,8 +143,7 @@ def test_post_page_shows_export_and_publication_status(
 
     post_id = make_post(user_client, [three[0]], caption="status")
     assert ">not exported</span>" in user_client.get(f"/posts/{post_id}").get_data(as_text=True)
-    monkeypatch.setenv("JOURNAL_HOME", str(app.config["JOURNAL_SETTINGS"].home))
-    monkeypatch.delenv("JOURNAL_DATABASE_URL", raising=False)
+    use_database(monkeypatch, app.config["JOURNAL_SETTINGS"])
     result = CliRunner().invoke(cli, ["export", "--user", "alice", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     bundle = Path(result.stdout.strip().splitlines()[0])

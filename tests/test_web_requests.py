@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import resource
 import socket
@@ -32,7 +31,7 @@ from journal.config import Settings
 from journal.models import Photo, Post
 from journal.services import editing, importing, uploads, users
 from journal.web.upload import StagingRequest
-from tests.conftest import PASSWORD, LiveServer, csrf_token, free_port, make_user
+from tests.conftest import PASSWORD, LiveServer, csrf_token, free_port, journal_env, make_user, settings_for
 from tests.imaging import make_jpeg
 
 # --- huge ids -----------------------------------------------------------------------------------
@@ -312,8 +311,8 @@ def test_parts_hold_no_descriptor_once_received(app: Flask, tmp_path: Path) -> N
     assert not any(path.exists() for path in paths)  # the request's end removes every part
 
 
-def test_too_many_files_is_a_clear_413(tmp_path: Path) -> None:
-    app = create_app(Settings(home=tmp_path / "home", workers=1, max_upload_files=5), TESTING=True)
+def test_too_many_files_is_a_clear_413(tmp_path: Path, database_url: str | None) -> None:
+    app = create_app(settings_for(tmp_path / "home", database_url, max_upload_files=5), TESTING=True)
     make_user(app)
     client = app.test_client()
     client.post("/login", data={"name": "alice", "password": PASSWORD, "csrf_token": csrf_token(client)})
@@ -354,16 +353,15 @@ DESCRIPTORS = 256
 
 
 @pytest.fixture
-def scarce_server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    """`journal serve` limited to 256 open files, with an account; (url, bearer token, data home)."""
-    home = tmp_path / "scarce-home"
-    engine = db.make_engine(Settings(home=home).database_url)
+def scarce_server(tmp_path: Path, database_url: str | None) -> Iterator[tuple[str, str, Settings]]:
+    """`journal serve` limited to 256 open files, with an account; (url, bearer token, its settings)."""
+    settings = settings_for(tmp_path / "scarce-home", database_url)
+    engine = db.make_engine(settings.database_url)
     db.ensure_schema(engine)
     with db.make_session_factory(engine).begin() as s:
         secret = users.create_token(s, users.create_user(s, "alice", PASSWORD))
     engine.dispose()
-    env = {**os.environ, "JOURNAL_HOME": str(home)}
-    env.pop("JOURNAL_DATABASE_URL", None)
+    env = journal_env(settings.home, database_url)
     port = free_port()
 
     def limit_descriptors() -> None:
@@ -378,7 +376,7 @@ def scarce_server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     )
     url = f"http://127.0.0.1:{port}"
     _wait_for(url, process)
-    yield url, secret, home
+    yield url, secret, settings
     process.terminate()
     try:
         process.wait(timeout=10)
@@ -423,9 +421,9 @@ def _post_parts(url: str, secret: str, files: list[tuple[bytes, str]]) -> tuple[
 
 @pytest.mark.slow
 def test_many_parts_on_a_server_with_few_descriptors(
-    scarce_server: tuple[str, str, Path], jpeg_bytes: Callable[[int], bytes]
+    scarce_server: tuple[str, str, Settings], jpeg_bytes: Callable[[int], bytes]
 ) -> None:
-    url, secret, home = scarce_server
+    url, secret, settings = scarce_server
     files = [(b"x", f"{i}.jpg") for i in range(300)]
     files[100] = (jpeg_bytes(1), "real-1.jpg")
     files[299] = (jpeg_bytes(2), "real-2.jpg")
@@ -442,8 +440,8 @@ def test_many_parts_on_a_server_with_few_descriptors(
     }
     with urllib.request.urlopen(url + "/healthz", timeout=10) as response:
         assert response.status == 200
-    assert _uploads_in(home / ".staging") == []
-    engine = db.make_engine(Settings(home=home).database_url)
+    assert _uploads_in(settings.staging_dir) == []
+    engine = db.make_engine(settings.database_url)
     with db.make_session_factory(engine)() as s:
         assert len(s.scalars(select(Photo.id)).all()) == 2
     engine.dispose()

@@ -15,7 +15,7 @@ from journal.app import create_app
 from journal.config import Settings
 from journal.services import importing
 from journal.web.upload import StagingRequest
-from tests.conftest import csrf_token, make_user, sign_in
+from tests.conftest import csrf_token, make_user, settings_for, sign_in
 from tests.imaging import make_jpeg
 
 
@@ -50,9 +50,11 @@ def test_upload_page_lists_trips_escaped(app: Flask, user_client: FlaskClient) -
     assert '<option value="&lt;b&gt;&#34;Korea&#34;&lt;/b&gt;">' in page
 
 
-def test_limit_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_limit_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str | None
+) -> None:
     monkeypatch.setenv("JOURNAL_MAX_UPLOAD_MB", "3")
-    settings = Settings.from_env(tmp_path / "env-home", workers=1)
+    settings = Settings.from_env(tmp_path / "env-home", workers=1, database_url=database_url or "")
     assert settings.max_upload_bytes == 3_000_000
     app = create_app(settings, TESTING=True)
     make_user(app)
@@ -93,8 +95,8 @@ def test_no_script_form_without_files_says_so(user_client: FlaskClient) -> None:
     assert response.status_code == 400 and "no file" in response.get_data(as_text=True)
 
 
-def test_over_the_limit_page_post_is_413(tmp_path: Path) -> None:
-    app = create_app(Settings(home=tmp_path / "small", workers=1, max_upload_bytes=50_000), TESTING=True)
+def test_over_the_limit_page_post_is_413(tmp_path: Path, database_url: str | None) -> None:
+    app = create_app(settings_for(tmp_path / "small", database_url, max_upload_bytes=50_000), TESTING=True)
     make_user(app)
     client = app.test_client()
     sign_in(client)

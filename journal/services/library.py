@@ -504,8 +504,10 @@ def geojson_chunks(
     )
     if trip_id is not None:
         stmt = stmt.where(Post.trip_id == trip_id)
-    # Core execution on the session's connection: plain tuples, no ORM loading per row.
-    result = session.connection().execution_options(yield_per=chunk_rows).execute(stmt)
+    # Core execution on the session's connection: plain tuples, no ORM loading per row. yield_per is
+    # this statement's option (Connection.execution_options would keep streaming on for the session's
+    # later statements: on PostgreSQL each would become a server-side cursor, an INSERT a syntax error).
+    result = session.connection().execute(stmt, execution_options={"yield_per": chunk_rows})
     yield '{"type":"FeatureCollection","features":['
     sep = ""
     for rows in result.partitions():

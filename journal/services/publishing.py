@@ -53,7 +53,8 @@ def post_status(
             select(ExportPost.post_id, Export.name)
             .join(Export, Export.id == ExportPost.export_id)
             .where(Export.user_id == user_id, ExportPost.post_id.in_(chunk))
-            .distinct()
+            # No DISTINCT: PostgreSQL refuses one with ORDER BY columns outside the select list;
+            # the loop below drops repeated names.
             .order_by(Export.created_at, Export.id)
         )
         for post_id, name in rows:
