@@ -7,8 +7,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from journal import db
 from journal.app import create_app
 from journal.config import Settings
+from tests.waiting import serving, wait_until
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 EXIF_SAMPLES = SHARED / "samples" / "exif"
@@ -156,21 +155,11 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    process.stderr.read().decode() if process.stderr else "server died"
-                ) from None
-            time.sleep(0.1)
-    else:
+    try:
+        wait_until(serving(url, process), 30, "journal serve to answer /healthz")
+    except AssertionError:
         process.kill()
-        raise RuntimeError("journal serve did not answer /healthz within 30 s")
+        raise
     yield LiveServer(url, home, process)
     process.terminate()
     try:
