@@ -207,3 +207,22 @@ def bundles_match_the_schema(request: pytest.FixtureRequest) -> Iterator[None]:
             check_privacy(report)
         except AssertionError as exc:
             raise AssertionError(f"{path.relative_to(tmp_path)}: {exc}") from None
+
+
+# --- programs the tests drive (tests/machine.py), screenshots ----------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests skip with a reason when Chromium is missing, except under CI (they fail there)."""
+    from tests.machine import skip_browser_tests_without_chromium
+
+    skip_browser_tests_without_chromium(items)
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """The folder a browser test saves its screenshots in: tmp_path / "shots", or $JOURNAL_SHOTS when set
+    (e.g. JOURNAL_SHOTS=/tmp/shots, to keep them after the run and look at them)."""
+    folder = Path(os.environ.get("JOURNAL_SHOTS") or tmp_path / "shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
