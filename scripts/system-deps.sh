@@ -9,6 +9,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # ExifTool and Info-ZIP check exported files independently of our own readers.
 command -v exiftool >/dev/null || need+=(libimage-exiftool-perl)
 command -v unzip >/dev/null || need+=(unzip)
+# OpenSSL makes the certificate of the SMTP-over-TLS tests (tests/test_mail.py).
+command -v openssl >/dev/null || need+=(openssl)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null; then SUDO=sudo; else

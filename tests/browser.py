@@ -1,6 +1,7 @@
 """Browser test helpers: Debian's Chromium driven by Playwright, with every non-local request refused.
 
-Never run ``playwright install``: tests use the system browser at /usr/bin/chromium. Usage::
+Never run ``playwright install``: tests use the system browser at /usr/bin/chromium (tests marked
+``browser`` skip without it, except under CI: tests/machine.py). Usage::
 
     with sync_playwright() as p, launch_chromium(p) as browser, offline_context(browser) as (context, log):
         page = context.new_page()
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
+from playwright.sync_api import Browser, BrowserContext, Frame, Page, Playwright, Route
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.machine import CHROMIUM
+
 CHROMIUM_ARGS = (
     "--no-sandbox",
     "--disable-gpu",
@@ -35,11 +37,6 @@ CHROMIUM_ARGS = (
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: Schemes that never touch the network.
 LOCAL_SCHEMES = frozenset({"data", "blob", "about", "file"})
-
-
-def chromium_available() -> bool:
-    """True when Debian's Chromium is installed (tests skip otherwise)."""
-    return CHROMIUM.exists()
 
 
 def is_local(url: str) -> bool:
@@ -139,3 +136,31 @@ def page_errors(page: Page) -> list[str]:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     return errors
+
+
+#: True once the page has stood still for `frames` animation frames in a row: every image on screen
+#: loaded (or broken), and on a journal map (window.journalMap) no flight, zoom animation or change of
+#: the markers drawn (they are redrawn a moment after each move).
+_SETTLED = """(frames) => {
+  const map = window.journalMap && window.journalMap.map;
+  const view = map ? [map.getCenter().lat, map.getCenter().lng, map.getZoom()].join() : "";
+  const zooming = !!(map && map.getContainer().querySelector(".leaflet-zoom-anim"));
+  const markers = [...document.querySelectorAll(".jm-marker")]
+    .map(m => m.dataset.photo || "c" + m.dataset.cluster);
+  const onScreen = (i) => {
+    const r = i.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && r.bottom > 0 && r.right > 0
+      && r.top < innerHeight && r.left < innerWidth;
+  };
+  const loaded = [...document.images].every(i => i.complete || !onScreen(i));
+  const key = view + "|" + markers.join();
+  const s = window.__journalSettle || (window.__journalSettle = { key: null, still: 0 });
+  s.still = loaded && !zooming && key === s.key ? s.still + 1 : 0;
+  s.key = key;
+  return s.still >= frames;
+}"""
+
+
+def wait_settled(page: Page | Frame, *, frames: int = 3, timeout_ms: float = 30_000) -> None:
+    """Wait until what a screenshot of `page` shows has finished drawing (see _SETTLED)."""
+    page.wait_for_function(_SETTLED, arg=frames, polling="raf", timeout=timeout_ms)

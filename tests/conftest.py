@@ -14,8 +14,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from journal import db
 from journal.app import create_app
 from journal.config import Settings
+from tests.waiting import serving, wait_until
 
 if TYPE_CHECKING:
     from tests.pgserver import PgServer
@@ -57,7 +56,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On PostgreSQL: run only the tests that use a database, and none about the SQLite file itself."""
+    """Browser tests skip with a reason when Chromium is missing, except under CI (they fail there).
+    On PostgreSQL: run only the tests that use a database, and none about the SQLite file itself."""
+    from tests.machine import skip_browser_tests_without_chromium
+
+    skip_browser_tests_without_chromium(items)
     if not ON_POSTGRES:
         return
     keep: list[pytest.Item] = []
@@ -313,21 +316,11 @@ def live_server(tmp_path: Path, database_url: str | None) -> Iterator[LiveServer
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    process.stderr.read().decode() if process.stderr else "server died"
-                ) from None
-            time.sleep(0.1)
-    else:
+    try:
+        wait_until(serving(url, process), 30, "journal serve to answer /healthz")
+    except AssertionError:
         process.kill()
-        raise RuntimeError("journal serve did not answer /healthz within 30 s")
+        raise
     yield LiveServer(url, home, process, database_url)
     process.terminate()
     try:
@@ -375,3 +368,15 @@ def bundles_match_the_schema(request: pytest.FixtureRequest) -> Iterator[None]:
             check_privacy(report)
         except AssertionError as exc:
             raise AssertionError(f"{path.relative_to(tmp_path)}: {exc}") from None
+
+
+# --- programs the tests drive (tests/machine.py), screenshots ----------------------------------------
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """The folder a browser test saves its screenshots in: tmp_path / "shots", or $JOURNAL_SHOTS when set
+    (e.g. JOURNAL_SHOTS=/tmp/shots, to keep them after the run and look at them)."""
+    folder = Path(os.environ.get("JOURNAL_SHOTS") or tmp_path / "shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -1,6 +1,6 @@
 """The library in Debian's Chromium against a real `journal serve`: grid, photo page, edits, no network.
 
-Screenshots go to /tmp/shots/library.png and /tmp/shots/photo.png.
+Screenshots (library.png, photo.png) go to the `shots` folder (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import launch_chromium, offline_context, page_errors
+from tests.browser import launch_chromium, offline_context, page_errors, wait_settled
 from tests.conftest import EXIF_SAMPLES, PASSWORD, LiveServer
 
 pytestmark = [
     pytest.mark.browser,
 ]
 
-SHOTS = Path("/tmp/shots")
 SAMPLES = [
     "lychee__train.jpg",
     "photoprism__elephants.jpg",
@@ -56,10 +55,9 @@ def import_samples(server: LiveServer, tmp_path: Path) -> None:
     assert f"imported {len(SAMPLES)}," in done.stdout
 
 
-def test_library_and_photo_page_in_the_browser(live_server: LiveServer, tmp_path: Path) -> None:
+def test_library_and_photo_page_in_the_browser(live_server: LiveServer, tmp_path: Path, shots: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
     base = live_server.url
     with (
         sync_playwright() as p,
@@ -91,7 +89,7 @@ def test_library_and_photo_page_in_the_browser(live_server: LiveServer, tmp_path
             "() => [...document.querySelectorAll('.library-grid img')].slice(0, 6)"
             ".every(i => i.complete && i.naturalWidth > 0)"
         )
-        page.screenshot(path=str(SHOTS / "library.png"))
+        page.screenshot(path=str(shots / "library.png"))
 
         # Selecting two photos shows the selection bar.
         bar = page.locator("[data-selection-bar]")
@@ -118,8 +116,8 @@ def test_library_and_photo_page_in_the_browser(live_server: LiveServer, tmp_path
 
         # The map is drawn from local files; a click fills the position fields.
         page.wait_for_selector("#photo-map[data-ready='1']")
-        page.wait_for_timeout(300)
-        page.screenshot(path=str(SHOTS / "photo.png"))
+        wait_settled(page)
+        page.screenshot(path=str(shots / "photo.png"))
         page.locator("#photo-map").click(position={"x": 60, "y": 160})
         lat = page.locator("input[name=lat]").input_value()
         assert lat and -90 <= float(lat) <= 90

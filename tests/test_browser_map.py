@@ -2,8 +2,8 @@
 
 A trip is imported with `journal import`: photos made with Pillow (a walk without GPS inside
 cerknicko-jezero.gpx's time span, GPS photos in four towns, one photo that stays without a position)
-and the GPX track itself. Screenshots go to /tmp/shots/map.png, /tmp/shots/trip.png and
-/tmp/shots/trip-phone.png.
+and the GPX track itself. Screenshots (map.png, trip.png, trip-phone.png, map-fiji.png and
+bundle-fiji.png) go to the `shots` folder (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -21,16 +21,14 @@ import pytest
 
 from journal import db
 from journal.models import Photo, Post, Trip
-from tests.browser import chromium_available, launch_chromium, offline_context, page_errors
+from tests.browser import launch_chromium, offline_context, page_errors, wait_settled
 from tests.conftest import GPX_SAMPLES, PASSWORD, LiveServer
 from tests.imaging import make_jpeg
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not chromium_available(), reason="needs Debian's Chromium at /usr/bin/chromium"),
 ]
 
-SHOTS = Path("/tmp/shots")
 EVIL = "<img src=x onerror=window.__x=1>"
 TOWNS = [(46.0511, 14.5051), (45.5469, 13.7302), (46.3683, 14.1146), (45.8150, 15.9819)]
 WALK_MINUTES = (0, 10, 20, 30, 40, 70, 100)  # after 14:30Z; 15:10Z lies between two track segments
@@ -132,10 +130,9 @@ def basemap_drawn(page: Any) -> bool:
     )
 
 
-def test_map_journal_in_the_browser(live_server: LiveServer, tmp_path: Path) -> None:
+def test_map_journal_in_the_browser(live_server: LiveServer, tmp_path: Path, shots: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
     base = live_server.url
     with (
         sync_playwright() as p,
@@ -165,8 +162,8 @@ def test_map_journal_in_the_browser(live_server: LiveServer, tmp_path: Path) -> 
         assert basemap_drawn(page)
         assert photos_in_view(page) == located
         expect(page.locator(".trip-chip")).to_have_count(1)
-        page.wait_for_timeout(300)
-        page.screenshot(path=str(SHOTS / "map.png"))
+        wait_settled(page)
+        page.screenshot(path=str(shots / "map.png"))
 
         # The trip's own page, linked from the trip page.
         page.goto(f"{base}/trips/{trip}")
@@ -223,9 +220,13 @@ def test_map_journal_in_the_browser(live_server: LiveServer, tmp_path: Path) -> 
         page.locator(".journal-popup-close-button, .leaflet-popup-close-button").first.click()
 
         # The day title shows the whole day.
+        page.evaluate(
+            "() => { window.__moved = false; journalMap.map.once('moveend', () => window.__moved = true); }"
+        )
         page.locator("[data-fit-day]").first.click()
-        page.wait_for_timeout(1200)
-        page.screenshot(path=str(SHOTS / "trip.png"))
+        page.wait_for_function("() => window.__moved")  # the flight to the day is over
+        wait_settled(page)
+        page.screenshot(path=str(shots / "trip.png"))
 
         # On a phone the story goes under the map.
         page.set_viewport_size({"width": 390, "height": 844})
@@ -234,8 +235,8 @@ def test_map_journal_in_the_browser(live_server: LiveServer, tmp_path: Path) -> 
         map_box = page.locator("#journal-map").bounding_box()
         story_box = page.locator("#story").bounding_box()
         assert map_box and story_box and story_box["y"] >= map_box["y"] + map_box["height"] - 1
-        page.wait_for_timeout(300)
-        page.screenshot(path=str(SHOTS / "trip-phone.png"))
+        wait_settled(page)
+        page.screenshot(path=str(shots / "trip-phone.png"))
 
         assert errors == [], errors
         assert log.blocked == [], f"requests left 127.0.0.1: {log.blocked}"
@@ -293,10 +294,11 @@ def check_one_view(page: Any, *, markers: int, track: bool) -> None:
         assert seen["vertices"] >= 2 and seen["verticesInView"] == seen["vertices"], seen
 
 
-def test_trip_across_the_antimeridian_fits_one_view(live_server: LiveServer, tmp_path: Path) -> None:
+def test_trip_across_the_antimeridian_fits_one_view(
+    live_server: LiveServer, tmp_path: Path, shots: Path
+) -> None:
     from playwright.sync_api import sync_playwright
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
     folder = tmp_path / "fiji"
     folder.mkdir()
     make_fiji_folder(folder)
@@ -322,8 +324,8 @@ def test_trip_across_the_antimeridian_fits_one_view(live_server: LiveServer, tmp
 
         page.goto(f"{live_server.url}/trips/{trip_id(live_server)}/map")
         wait_ready(page)
-        page.wait_for_timeout(300)
-        page.screenshot(path=str(SHOTS / "map-fiji.png"))
+        wait_settled(page)
+        page.screenshot(path=str(shots / "map-fiji.png"))
         check_one_view(page, markers=2, track=True)
         assert basemap_drawn(page)
 
@@ -341,8 +343,9 @@ def test_trip_across_the_antimeridian_fits_one_view(live_server: LiveServer, tmp
         bundle.goto((out / "unzipped" / "index.html").as_uri(), wait_until="load")
         frame = next(f for f in bundle.frames if f.url.endswith("/map.html"))
         assert frame.evaluate("window.journalMap.ready") == 2
-        bundle.wait_for_timeout(300)
-        bundle.screenshot(path=str(SHOTS / "bundle-fiji.png"))
+        wait_settled(frame)
+        wait_settled(bundle)
+        bundle.screenshot(path=str(shots / "bundle-fiji.png"))
         check_one_view(frame, markers=2, track=True)  # offline, the ferry track in view with both photos
         bundle_page = (out / "unzipped" / "index.html").read_text()
         assert "GPS tracks: 1 drawn on the map." in bundle_page

@@ -18,12 +18,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.browser import chromium_available, launch_chromium, offline_context, page_errors
+from tests.browser import launch_chromium, offline_context, page_errors, wait_settled
 from tests.conftest import EXIF_SAMPLES, GPX_SAMPLES, PASSWORD, LiveServer
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not chromium_available(), reason="needs Debian's Chromium at /usr/bin/chromium"),
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,14 +136,14 @@ def test_guide_screenshots(live_server: LiveServer, tmp_path: Path) -> None:
         page.click("text=Save caption")
         expect(page.locator(".flash")).to_have_text("Caption saved.")
         page.wait_for_selector("#photo-map[data-ready='1']")
-        page.wait_for_timeout(300)
+        wait_settled(page)
         save(page, folder, "photo")
 
         page.goto(base + "/map")
         page.wait_for_function(
             "() => document.documentElement.dataset.journalMap === 'ready'", timeout=30_000
         )
-        page.wait_for_timeout(500)
+        wait_settled(page)
         save(page, folder, "map")
 
         page.goto(base + "/trips")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, Request, Route, sync_playwright
+from playwright.sync_api import Page, Request, Route, expect, sync_playwright
 from sqlalchemy import select
 
 from journal import db
@@ -23,7 +23,6 @@ pytestmark = [
 
 GOOD = ["exifpy__DSCN0010.jpg", "photoprism__iphone_15_pro.heic", "lychee__png.png", "immich__denali.webp"]
 BROKEN = "photoprism__animated-earth.jpg"  # truncated JPEG data (pillow_heif__truncated.heic decodes)
-SHOTS = Path("/tmp/shots")
 
 
 @pytest.fixture
@@ -75,7 +74,7 @@ def stored_hashes(server: LiveServer) -> list[str]:
 
 
 def test_upload_samples_see_results_library_and_no_resend(
-    live_server: LiveServer, browser_page: tuple[Page, RequestLog]
+    live_server: LiveServer, browser_page: tuple[Page, RequestLog], shots: Path
 ) -> None:
     page, log = browser_page
     files = [EXIF_SAMPLES / name for name in [*GOOD, BROKEN]]
@@ -94,10 +93,9 @@ def test_upload_samples_see_results_library_and_no_resend(
     assert len(posts) == 5
     page.wait_for_function("() => [...document.querySelectorAll('#upload-list img')].every(i => i.complete)")
     assert page.locator("#upload-list .file[data-state=imported] img").count() == 4
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "upload.png"), full_page=True)
+    page.screenshot(path=str(shots / "upload.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
-    page.screenshot(path=str(SHOTS / "upload-phone.png"), full_page=True)
+    page.screenshot(path=str(shots / "upload-phone.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 900})
 
     page.goto(live_server.url + "/library")
@@ -203,16 +201,30 @@ def test_too_large_files_are_refused_before_sending(
     assert len(posts) == 1
 
 
+#: Counts the one-off "online" listeners the page adds: one per step held back until the network is back.
+WAITERS_FOR_THE_NETWORK = """
+window.__waitingForNetwork = 0;
+const addListener = window.addEventListener;
+window.addEventListener = function (type, listener, options) {
+  if (type === "online" && options && options.once) window.__waitingForNetwork += 1;
+  return addListener.call(this, type, listener, options);
+};
+"""
+
+
 def test_offline_waits_and_resumes(live_server: LiveServer, browser_page: tuple[Page, RequestLog]) -> None:
     page, _log = browser_page
+    page.add_init_script(WAITERS_FOR_THE_NETWORK)
     page.goto(live_server.url + "/upload")
     posts = upload_posts(page)
     page.context.set_offline(True)
     page.set_input_files(
         "#upload-files", [EXIF_SAMPLES / "exifpy__DSCN0010.jpg", EXIF_SAMPLES / "lychee__png.png"]
     )
-    page.wait_for_timeout(1500)
-    assert "Offline" in page.locator("#overall-text").inner_text()
+    page.wait_for_function(
+        "() => window.__waitingForNetwork >= 2"
+    )  # both files hashed, their checks held back
+    expect(page.locator("#overall-text")).to_contain_text("Offline")
     assert posts == [] and page.locator("#upload-queue").get_attribute("data-state") == "busy"
     page.context.set_offline(False)
     assert states(page) == {"exifpy__DSCN0010.jpg": "imported", "lychee__png.png": "imported"}

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from journal import storage
 from journal.config import Settings
 from tests.conftest import db_rows, journal_env
 from tests.imaging import make_jpeg
+from tests.waiting import wait_until
 
 N = 36
 STORED = re.compile(r"^(originals|web|thumb)/(\d+)/[0-9a-f]{2}/([0-9a-f]{64})\.[a-z0-9]+$")
@@ -65,11 +65,21 @@ def test_sigkill_midway_then_rerun(settings: Settings, tmp_path: Path) -> None:
     assert user.returncode == 0
 
     first = journal(settings, "import", str(photos), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and first.poll() is None:
-        if (not settings.is_sqlite or (home / "journal.db").exists()) and len(photo_rows(settings)) >= 6:
-            break
-        time.sleep(0.05)
+    try:
+        wait_until(
+            lambda: (
+                first.poll() is not None
+                or (
+                    (not settings.is_sqlite or (home / "journal.db").exists())
+                    and len(photo_rows(settings)) >= 6
+                )
+            ),
+            120,
+            "the first import to store 6 photos",
+        )
+    except AssertionError:
+        os.killpg(first.pid, signal.SIGKILL)
+        raise
     assert first.poll() is None, "the import finished before it could be killed; make the corpus bigger"
     os.killpg(first.pid, signal.SIGKILL)  # the parent and its workers, like a power cut
     first.wait()

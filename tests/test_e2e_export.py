@@ -228,7 +228,7 @@ def test_export_every_mode(home: Home, tmp_path: Path, platform: str, mode: str)
 
 
 @pytest.mark.browser
-def test_bundle_reads_offline_in_chromium(home: Home, tmp_path: Path) -> None:
+def test_bundle_reads_offline_in_chromium(home: Home, tmp_path: Path, shots: Path) -> None:
     from playwright.sync_api import Route, sync_playwright
 
     bundle = export(home, tmp_path, "--platform", "instagram", "--location", "approx")[0]
@@ -263,8 +263,7 @@ def test_bundle_reads_offline_in_chromium(home: Home, tmp_path: Path) -> None:
         count = map_frame.evaluate("window.journalMap.ready")
         assert count == len(located) and count > 0
         assert frame.locator(".leaflet-container").is_visible()
-        Path("/tmp/shots").mkdir(exist_ok=True)
-        page.screenshot(path="/tmp/shots/export-bundle.png", full_page=False)
+        page.screenshot(path=str(shots / "export-bundle.png"), full_page=False)
         context.close()
     assert attempted == [] and [u for u in seen if not u.startswith(("file:", "data:", "blob:"))] == []
     assert errors == []

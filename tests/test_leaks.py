@@ -27,6 +27,7 @@ from journal.publish.scrub import ExifKeep, scrub_jpeg
 from journal.publish.zipbundle import BundleFile, BundlePost, write_bundle_zip
 from tests.conftest import EXIF_SAMPLES
 from tests.imaging import exif_bytes, make_jpeg
+from tests.machine import needs_tool
 from tests.test_scrub import KEEP, dirty_jpeg
 from tests.test_services_exporting import add_private_metadata, create_user, export, import_files
 
@@ -255,7 +256,7 @@ def read_bundle(path: Path, folder: Path) -> tuple[dict[str, Any], dict[str, Any
     return manifest, report, (folder / "index.html").read_text()
 
 
-@pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is installed by make test")
+@needs_tool("exiftool")
 @pytest.mark.parametrize("mode", ["exact", "approx", "none"])
 def test_privacy_json_lists_the_removals_and_exiftool_agrees(
     settings: Settings, session_factory: sessionmaker[Session], located: int, tmp_path: Path, mode: str

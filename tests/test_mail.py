@@ -28,6 +28,7 @@ from journal.publish.mail import (
     pending_from_eml,
     send_messages,
 )
+from tests.machine import needs_tool
 
 SENDER = "Traveller <me@example.org>"
 FRIEND = "friend@example.org"
@@ -361,8 +362,7 @@ def test_starttls_required_but_not_offered(server: tuple[Recorder, int]) -> None
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
+    assert openssl is not None, "the tests using this are marked needs_tool('openssl')"
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
@@ -422,6 +422,10 @@ def client_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(certificate[0]))
 
 
+NEEDS_OPENSSL = needs_tool("openssl")
+
+
+@NEEDS_OPENSSL
 def test_tls_and_login(tls_server: tuple[Recorder, str], certificate: tuple[Path, Path]) -> None:
     recorder, url = tls_server
     ledger = Ledger()
@@ -433,6 +437,7 @@ def test_tls_and_login(tls_server: tuple[Recorder, str], certificate: tuple[Path
     assert len(recorder.accepted) == 2
 
 
+@NEEDS_OPENSSL
 def test_wrong_password_stops_at_once(
     tls_server: tuple[Recorder, str], certificate: tuple[Path, Path]
 ) -> None:
@@ -445,6 +450,7 @@ def test_wrong_password_stops_at_once(
     assert ledger.sleeps == [] and recorder.attempts == []
 
 
+@NEEDS_OPENSSL
 def test_untrusted_certificate_is_refused(tls_server: tuple[Recorder, str]) -> None:
     recorder, url = tls_server
     report = send_messages(

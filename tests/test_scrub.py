@@ -26,6 +26,7 @@ from journal.publish.scrub import (
     scrubbed_size_bound,
     write_scrub_plan,
 )
+from tests.machine import needs_tool
 
 EXIF_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "exif"
 EXIFTOOL = shutil.which("exiftool")
@@ -281,6 +282,7 @@ def test_position_is_written_only_when_given(dirty: bytes) -> None:
     assert gps[ExifTags.GPS.GPSAltitudeRef] == b"\x01" and float(gps[ExifTags.GPS.GPSAltitude]) == 12.5
 
 
+@needs_tool("exiftool")
 def test_exiftool_lists_nothing_identifying(tmp_path: Path, scrubbed: bytes) -> None:
     path = tmp_path / "scrubbed.jpg"
     path.write_bytes(scrubbed)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import tempfile
+import shutil
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -350,12 +350,13 @@ def _user_rows(app: Flask, name: str) -> tuple[list[int], list[int], list[int]]:
 )
 def test_extreme_metadata_breaks_no_step(
     new_database_url: Callable[[], str | None],
+    tmp_path_factory: pytest.TempPathFactory,
     specs: list[PhotoSpec],
     tracks: list[list[Any]],
     export: tuple[str, str, str],
 ) -> None:
-    with tempfile.TemporaryDirectory(prefix="journal-sweep-") as tmp, no_tracebacks():
-        root = Path(tmp)
+    root = tmp_path_factory.mktemp("sweep")  # one folder per example (function-scoped tmp_path cannot be)
+    with no_tracebacks():
         folder = root / "in"
         folder.mkdir()
         files = [spec.write(folder / f"p{i}") for i, spec in enumerate(specs)]
@@ -412,6 +413,7 @@ def test_extreme_metadata_breaks_no_step(
             walker.get(alice, "/export")
         finally:
             app.extensions["journal.engine"].dispose()
+    shutil.rmtree(root)  # `make fuzz` runs a thousand examples: only a failing one's files stay
 
 
 #: A fixed library at the edges, exported in every platform x location mode (the sweep samples one).

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import delete
 
 from journal.app import create_app
+from journal.config import Settings
+from journal.models import LoginThrottle
 from tests.conftest import PASSWORD, csrf_token, make_user, sign_in
 from tests.test_services_throttle import Clock
 
@@ -105,6 +110,33 @@ def test_two_app_instances_share_the_throttle(app: Flask, client: FlaskClient, c
         assert attempt(client, "bob", PASSWORD, "192.0.2.1") == 429
     finally:
         second.extensions["journal.engine"].dispose()
+
+
+def test_throttle_state_lives_in_each_home_database_only(
+    app: Flask, client: FlaskClient, clock: Clock, tmp_path: Path
+) -> None:
+    """Failures on one home's app never slow another home's; a new app on the same home knows
+    exactly what that database holds (no state kept in the process between apps)."""
+    make_user(app, "bob")
+    elsewhere = create_app(Settings(home=tmp_path / "other-home", workers=1), TESTING=True)
+    elsewhere.extensions["journal.throttle"].clock = clock
+    make_user(elsewhere, "bob")
+    try:
+        assert [attempt(client, "bob", "nope-nope") for _ in range(6)] == [401] * 5 + [429]
+        assert attempt(elsewhere.test_client(), "bob", PASSWORD) == 302  # the other home: not slowed
+
+        again = create_app(app.config["JOURNAL_SETTINGS"], TESTING=True)
+        again.extensions["journal.throttle"].clock = clock
+        try:
+            assert attempt(again.test_client(), "bob", PASSWORD) == 429  # the database remembers
+            with app.extensions["journal.sessions"]() as s, s.begin():
+                s.execute(delete(LoginThrottle))
+            assert attempt(again.test_client(), "bob", PASSWORD) == 302  # ... and nothing else does
+            assert attempt(client, "bob", "nope-nope") == 401
+        finally:
+            again.extensions["journal.engine"].dispose()
+    finally:
+        elsewhere.extensions["journal.engine"].dispose()
 
 
 def test_login_and_logout(app: Flask, client: FlaskClient) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from journal.services import zones
 from journal.web.export import Job, Jobs, parse_export_form
 from tests.conftest import csrf_token, sign_in
 from tests.test_services_exporting import Library, create_user, make_library
+from tests.waiting import wait_until
 
 XSS = "<script>alert(1)</script>"
 PASSWORD = "password123"
@@ -64,13 +64,11 @@ def export_sync(client: FlaskClient, **fields: str) -> int:
 
 
 def wait_for(client: FlaskClient, status_url: str, timeout_s: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def finished() -> dict[str, Any] | None:
         state: dict[str, Any] = client.get(status_url, headers=JSON).get_json()
-        if state["state"] != "running":
-            return state
-        time.sleep(0.1)
-    raise AssertionError("the export job did not finish")
+        return state if state["state"] != "running" else None
+
+    return wait_until(finished, timeout_s, "the export job to finish", interval_s=0.1)
 
 
 def test_pages_need_login(app: Flask, client: FlaskClient, library: Library) -> None:
@@ -207,10 +205,7 @@ def test_jobs_are_per_user_and_one_at_a_time() -> None:
     with pytest.raises(NotFound):
         registry.get(2, job.id)
     release.set()
-    for _ in range(100):
-        if job.state != "running" and other.state != "running":
-            break
-        time.sleep(0.02)
+    wait_until(lambda: job.state != "running" and other.state != "running", 10, "both jobs to stop")
     assert job.as_json()["state"] == "failed" and job.as_json()["error"] == "stopped"
     assert registry.running(1) is None
 

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +32,7 @@ from journal.services import editing, importing, uploads, users
 from journal.web.upload import StagingRequest
 from tests.conftest import PASSWORD, LiveServer, csrf_token, free_port, journal_env, make_user, settings_for
 from tests.imaging import make_jpeg
+from tests.waiting import serving, wait_until
 
 # --- huge ids -----------------------------------------------------------------------------------
 
@@ -388,17 +388,11 @@ def scarce_server(tmp_path: Path, database_url: str | None) -> Iterator[tuple[st
 
 
 def _wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60  # generous: only detects a server that never starts
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1):
-                return
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(process.stderr.read().decode() if process.stderr else "died") from None
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("journal serve did not answer /healthz")
+    try:  # generous: only detects a server that never starts
+        wait_until(serving(url, process), 60, "journal serve to answer /healthz")
+    except AssertionError:
+        process.kill()
+        raise
 
 
 def _post_parts(url: str, secret: str, files: list[tuple[bytes, str]]) -> tuple[int, Any]:

@@ -33,6 +33,7 @@ from journal.publish.zipbundle import (
     render_index_html,
     write_bundle_zip,
 )
+from tests.machine import needs_tool
 
 CREATED = "2024-06-01T12:00:00Z"
 UNZIP = shutil.which("unzip")
@@ -258,6 +259,7 @@ def test_same_input_same_entries(tmp_path: Path, photos: list[Path]) -> None:
                 assert a.getinfo(name).date_time == (2024, 6, 1, 12, 0, 0)
 
 
+@needs_tool("unzip")
 def test_info_zip_reads_it(tmp_path: Path, written: zipbundle.BundleInfo) -> None:
     assert UNZIP is not None
     subprocess.run([UNZIP, "-tq", str(written.path)], check=True, capture_output=True)
@@ -402,11 +404,15 @@ def _open_offline(folder: Path) -> tuple[list[str], list[str], bool, str]:
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto((folder / "index.html").as_uri(), wait_until="load")
-        page.wait_for_timeout(500)
+        page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
         images_ok = bool(
             page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
         )
-        map_frame = next(frame for frame in page.frames if frame.url.endswith("/map.html"))
+        iframe = page.wait_for_selector("iframe.map")
+        map_frame = iframe.content_frame() if iframe else None  # lazy: it may still be on its way
+        assert map_frame is not None
+        map_frame.wait_for_url("**/map.html")
+        map_frame.wait_for_load_state("load")
         leaflet = str(map_frame.evaluate("typeof L"))
         context.close()
     return requests, errors, images_ok, leaflet
