@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, BrowserContext, Frame, Page, Playwright, Route
+from playwright.sync_api import Browser, BrowserContext, Frame, Page, Playwright, Route, expect
 
 from tests.machine import CHROMIUM
 
@@ -35,6 +35,10 @@ CHROMIUM_ARGS = (
     "--disable-sync",
 )
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: How long an `expect` or a wait may take before the test fails (Playwright's action default; its
+#: 5 s for expect made a loaded 2-core machine fail tests that pass): a bound, never a sleep.
+TIMEOUT_MS = 30_000
+expect.set_options(timeout=TIMEOUT_MS)
 #: Schemes that never touch the network.
 LOCAL_SCHEMES = frozenset({"data", "blob", "about", "file"})
 
@@ -69,6 +73,7 @@ class RequestLog:
 def offline_context(browser: Browser, **kwargs: Any) -> Iterator[tuple[BrowserContext, RequestLog]]:
     """A browser context that aborts and records every request not to loopback."""
     context = browser.new_context(service_workers="block", **kwargs)
+    context.set_default_timeout(TIMEOUT_MS)
     log = RequestLog()
 
     def handle(route: Route) -> None:
