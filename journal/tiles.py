@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from journal.errors import InvalidInput, UnreadableFile, UnsupportedFile
+from journal.media.signatures import still_format
 
 logger = logging.getLogger(__name__)
 
@@ -112,15 +113,13 @@ def check_tile(z: int, x: int, y: int) -> None:
         raise InvalidInput(f"no tile {z}/{x}/{y}")
 
 
+#: The raster tile formats, by the image format their signature names.
+_TILE_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+
+
 def sniff_image(data: bytes) -> str | None:
     """png, jpg or webp from an image's first bytes; None for anything else (a vector tile, say)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
+    return _TILE_FORMATS.get(still_format(data) or "")
 
 
 # --- MBTiles ------------------------------------------------------------------------------------------

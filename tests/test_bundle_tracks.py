@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from journal.config import Settings
 from journal.publish import location, zipbundle
-from journal.publish.zipbundle import BundleFile, BundlePost, BundleTrack, build_bundle, estimate_post_bytes
+from journal.publish.zipbundle import (
+    Batch,
+    BundleFile,
+    BundlePost,
+    BundleTrack,
+    build_bundle,
+    estimate_post_bytes,
+)
 from journal.services import zones
 from tests.imaging import make_jpeg
 from tests.test_services_exporting import create_user, export, import_files
@@ -125,9 +132,7 @@ def test_the_size_estimate_bounds_a_bundle_with_a_big_track(tmp_path: Path) -> N
     photo = make_jpeg(tmp_path / "p.jpg", (120, 80), seed=3)
     post = BundlePost(1, "x", False, None, None, None, None, (BundleFile("photos/1-1.jpg", photo, 120, 80),))
     tracks = [BundleTrack((line,))]
-    info = build_bundle(
-        tmp_path / "b.zip", posts=[post], batch=1, batches=1, created_at=CREATED, title="t", tracks=tracks
-    )
+    info = build_bundle(tmp_path / "b.zip", Batch([post], 1, 1, CREATED, "t"), tracks=tracks)
     with zipfile.ZipFile(info.path) as archive:
         assert "map.html" in archive.namelist()  # a track alone is worth a map
     bound = estimate_post_bytes(post) + zipbundle.estimate_fixed_bytes(

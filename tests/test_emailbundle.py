@@ -17,7 +17,7 @@ from PIL import Image
 from journal.errors import PrivacyLeak
 from journal.publish.emailbundle import PRIVACY_NOTE, build_bundle, email_subject, plan_bundles
 from journal.publish.scrub import ExifKeep, build_exif
-from journal.publish.zipbundle import BundleFile, BundlePost, photo_entry_name
+from journal.publish.zipbundle import Batch, BundleFile, BundlePost, photo_entry_name
 from tests.test_zipbundle import CREATED, make_jpeg
 
 
@@ -46,14 +46,9 @@ def test_a_batch_becomes_one_message_with_its_photos_and_privacy_json(tmp_path: 
     dest = tmp_path / "out.eml"
     info = build_bundle(
         dest,
-        posts=posts,
-        batch=1,
-        batches=1,
-        created_at=CREATED,
-        title="Summer",
+        Batch(posts, 1, 1, CREATED, "Summer", location="approx"),
         sender="me@example.org",
         to="you@example.org",
-        location="approx",
     )
     data = dest.read_bytes()
     assert (info.path, info.bytes, info.sha256) == (dest, len(data), hashlib.sha256(data).hexdigest())
@@ -79,11 +74,9 @@ def test_a_leaking_photo_stops_the_message_before_it_is_written(tmp_path: Path) 
     with pytest.raises(PrivacyLeak):
         build_bundle(
             dest,
-            posts=[post(7, (BundleFile(photo_entry_name(7, 1), located, 120, 80),))],
-            batch=1,
-            batches=1,
-            created_at=CREATED,
-            title="Summer",
+            Batch(
+                [post(7, (BundleFile(photo_entry_name(7, 1), located, 120, 80),))], 1, 1, CREATED, "Summer"
+            ),
             sender="me@example.org",
         )
     assert not dest.exists()
@@ -94,11 +87,7 @@ def test_a_streamed_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="never streamed"):
         build_bundle(
             tmp_path / "out.eml",
-            posts=[post(7, (streamed,))],
-            batch=1,
-            batches=1,
-            created_at=CREATED,
-            title="Summer",
+            Batch([post(7, (streamed,))], 1, 1, CREATED, "Summer"),
             sender="me@example.org",
         )
 
@@ -118,11 +107,7 @@ def test_planned_batches_keep_groups_whole_and_their_messages_fit(tmp_path: Path
     for number, batch in enumerate(batches, start=1):
         info = build_bundle(
             tmp_path / f"{number}.eml",
-            posts=batch,
-            batch=number,
-            batches=len(batches),
-            created_at=CREATED,
-            title="Summer",
+            Batch(batch, number, len(batches), CREATED, "Summer"),
             sender="me@example.org",
         )
         assert info.bytes <= limit

@@ -786,7 +786,7 @@ def test_published_needs_a_recorded_bundle(
 ) -> None:
     written = export(settings, session_factory, library.user_id).bundles[0]
     stranger = zipbundle.build_bundle(
-        tmp_path / "other.zip", posts=[], batch=1, batches=1, created_at="2026-01-01T00:00:00Z", title="t"
+        tmp_path / "other.zip", zipbundle.Batch([], 1, 1, "2026-01-01T00:00:00Z", "t")
     )
     not_bundle = tmp_path / "plain.zip"
     with zipfile.ZipFile(not_bundle, "w") as archive:

@@ -22,6 +22,7 @@ from journal.publish import zipbundle
 from journal.publish.scrub import ExifKeep, scrub_jpeg, scrubbed_size_bound
 from journal.publish.streams import ByteSink
 from journal.publish.zipbundle import (
+    Batch,
     BundleFile,
     BundlePost,
     build_bundle,
@@ -94,12 +95,7 @@ def sample_posts(photos: list[Path]) -> list[BundlePost]:
 @pytest.fixture
 def written(tmp_path: Path, photos: list[Path]) -> zipbundle.BundleInfo:
     return build_bundle(
-        tmp_path / "out" / "bundle-1.zip",
-        posts=sample_posts(photos),
-        batch=1,
-        batches=2,
-        created_at=CREATED,
-        title="Summer <trip>",
+        tmp_path / "out" / "bundle-1.zip", Batch(sample_posts(photos), 1, 2, CREATED, "Summer <trip>")
     )
 
 
@@ -244,12 +240,8 @@ def test_crash_keeps_the_previous_file(tmp_path: Path) -> None:
 
 
 def test_same_input_same_entries(tmp_path: Path, photos: list[Path]) -> None:
-    one = build_bundle(
-        tmp_path / "a.zip", posts=sample_posts(photos), batch=1, batches=1, created_at=CREATED, title="t"
-    )
-    two = build_bundle(
-        tmp_path / "b.zip", posts=sample_posts(photos), batch=1, batches=1, created_at=CREATED, title="t"
-    )
+    one = build_bundle(tmp_path / "a.zip", Batch(sample_posts(photos), 1, 1, CREATED, "t"))
+    two = build_bundle(tmp_path / "b.zip", Batch(sample_posts(photos), 1, 1, CREATED, "t"))
     with zipfile.ZipFile(one.path) as a, zipfile.ZipFile(two.path) as b:
         assert a.namelist() == b.namelist()
         # folium gives map elements random ids, so map.html differs between renders; nothing else may.
@@ -382,7 +374,7 @@ def test_no_request_leaves_the_machine(written: zipbundle.BundleInfo) -> None:
 
 def test_no_map_without_positions(tmp_path: Path, photos: list[Path]) -> None:
     posts = [p for p in sample_posts(photos) if p.location is None]
-    info = build_bundle(tmp_path / "b.zip", posts=posts, batch=1, batches=1, created_at=CREATED, title="t")
+    info = build_bundle(tmp_path / "b.zip", Batch(posts, 1, 1, CREATED, "t"))
     with zipfile.ZipFile(info.path) as archive:
         names = archive.namelist()
         page = archive.read("index.html").decode()
@@ -478,14 +470,7 @@ def test_planned_batches_stay_under_the_limit(tmp_path: Path) -> None:
     assert len(batches) > 1
     assert [p.id for batch in batches for p in batch] == list(range(1, 13))
     for index, posts in enumerate(batches, start=1):
-        info = build_bundle(
-            tmp_path / f"b{index}.zip",
-            posts=posts,
-            batch=index,
-            batches=len(batches),
-            created_at=CREATED,
-            title="Trip",
-        )
+        info = build_bundle(tmp_path / f"b{index}.zip", Batch(posts, index, len(batches), CREATED, "Trip"))
         assert info.bytes <= limit or len(posts) == 1
         assert info.bytes <= sum(estimate_post_bytes(p) for p in posts) + zipbundle.estimate_fixed_bytes(
             title="Trip", with_map=True
@@ -509,9 +494,7 @@ def test_the_map_shows_thumbnails_shipped_beside_the_photos(tmp_path: Path, phot
         {"lat": 45.7, "lon": 4.8},
         (BundleFile(photo_entry_name(4, 1), photos[2], 120, 80),),
     )
-    info = build_bundle(
-        tmp_path / "b.zip", posts=[post, bare], batch=1, batches=1, created_at=CREATED, title="t"
-    )
+    info = build_bundle(tmp_path / "b.zip", Batch([post, bare], 1, 1, CREATED, "t"))
     with zipfile.ZipFile(info.path) as archive:
         assert archive.read("thumbs/3-1.jpg") == thumbs[0].read_bytes()
         assert archive.getinfo("thumbs/3-1.jpg").compress_type == zipfile.ZIP_STORED

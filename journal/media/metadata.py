@@ -27,6 +27,7 @@ from journal import geo
 from journal.config import DEFAULT_MAX_PIXELS
 from journal.errors import ImageTooLarge, UnreadableFile
 from journal.media.heif import MAX_BLOCK, HeifItems, box_size, boxes_overrun, read_heif_items, tiff_block
+from journal.media.signatures import still_format
 
 logger = logging.getLogger(__name__)
 
@@ -167,14 +168,9 @@ def _read_container(path: Path, max_pixels: int) -> _Container:
 
 def _sniff(head: bytes) -> tuple[str, ...] | None:
     """Pillow format names to try for this file start, or None to let Pillow try all it knows."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return ("JPEG",)
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ("PNG",)
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return ("WEBP",)
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return ("TIFF",)  # also DNG and other TIFF-based raw files
+    still = still_format(head)
+    if still is not None:
+        return (still,)  # TIFF: also DNG and other TIFF-based raw files
     if head[4:8] == b"ftyp":
         brands = {head[i : i + 4] for i in range(8, min(len(head), box_size(head)), 4)}
         avif = bool(brands & {b"avif", b"avis"}) and not brands & {b"heic", b"heix", b"heim", b"heis"}

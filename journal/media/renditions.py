@@ -31,6 +31,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from journal.errors import ImageTooLarge, UnreadableFile, UnsupportedFile
 from journal.media.geometry import Frame, plan_geometry
+from journal.media.signatures import still_format
 from journal.storage import atomic_write
 
 if TYPE_CHECKING:
@@ -336,14 +337,11 @@ def _sniff_formats(src: Path) -> tuple[str, ...]:
         raise UnreadableFile(f"cannot read file: {exc.strerror or exc}") from None
     if not head:
         raise UnreadableFile("empty file")
-    if head.startswith(b"\xff\xd8\xff"):
-        return ("JPEG",)  # Pillow's JPEG opener hands MPO files to the MPO plug-in itself
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ("PNG",)
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return ("WEBP",)
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return ("TIFF",)  # DNG too: Pillow reads its first IFD (often a small preview)
+    still = still_format(head)
+    if still is not None:
+        # JPEG: Pillow's opener hands MPO files to the MPO plug-in itself; TIFF: DNG too (Pillow
+        # reads its first IFD, often a small preview).
+        return (still,)
     if head[4:8] == b"ftyp":
         size = int.from_bytes(head[:4], "big")
         brands = {head[i : i + 4] for i in range(8, min(max(size, 16), len(head)), 4)}

@@ -30,7 +30,7 @@ from journal.publish.batching import (
 )
 from journal.publish.platforms import Platform, fit_caption
 from journal.publish.streams import file_pieces
-from journal.publish.zipbundle import EMPTY_REPORT, PRIVACY_FILE_BYTES, BundleFile, BundlePost
+from journal.publish.zipbundle import EMPTY_REPORT, PRIVACY_FILE_BYTES, Batch, BundleFile, BundlePost
 from journal.storage import atomic_write
 
 _MIME = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
@@ -63,16 +63,11 @@ def attachment_name(file: BundleFile) -> str:
 
 def build_bundle(
     dest: Path,
+    batch: Batch,
     *,
-    posts: Sequence[BundlePost],
-    batch: int,
-    batches: int,
-    created_at: str,
-    title: str,
     sender: str,
     to: str | None = None,
     staging: Path | None = None,
-    location: str | None = None,
 ) -> MessageInfo:
     """Write a batch as one MIME message at dest (atomically), with a new Message-ID.
 
@@ -81,7 +76,7 @@ def build_bundle(
     carries what its rule forbids, or when an attachment is not the file that was checked:
     nothing is written then.
     """
-    files = [f for post in posts for f in post.files]
+    files = [f for post in batch.posts for f in post.files]
     checks = leaks.BundleChecks()
     for f in files:
         source = _file_bytes(f)
@@ -89,7 +84,13 @@ def build_bundle(
         checks.files.append((attachment_name(f), leaks.inspect_bytes(pieces, hashed=True), f.rule))
     if found := checks.leaks():
         raise PrivacyLeak(f"{dest.name}: {' / '.join(found)}")
-    report = leaks.report(location, checks.entries(), batch=batch, batches=batches, created_at=created_at)
+    report = leaks.report(
+        batch.location,
+        checks.entries(),
+        batch=batch.number,
+        batches=batch.batches,
+        created_at=batch.created_at,
+    )
     attachments: list[tuple[str, Path | bytes, str]] = [
         (
             attachment_name(f),
@@ -102,13 +103,13 @@ def build_bundle(
     attachments.append((leaks.FILE_NAME, report_json, "application/json"))
     message_id = mail.make_message_id()
     data = mail.build_eml(
-        subject=email_subject(posts, title=title, batch=batch, batches=batches),
-        body_text=email_body(posts, title=title, batch=batch, batches=batches),
+        subject=email_subject(batch.posts, title=batch.title, batch=batch.number, batches=batch.batches),
+        body_text=email_body(batch.posts, title=batch.title, batch=batch.number, batches=batch.batches),
         attachments=attachments,
         to=to,
         sender=sender,
         message_id=message_id,
-        date=datetime.fromisoformat(created_at),
+        date=datetime.fromisoformat(batch.created_at),
     )
     _check_attachments(dest.name, data, {name: findings.sha256 for name, findings, _ in checks.files})
     with atomic_write(dest, staging=staging) as handle:

@@ -37,6 +37,7 @@ import exifread
 from PIL import ExifTags, Image
 from PIL.JpegImagePlugin import JpegImageFile
 
+from journal.media.signatures import still_format
 from journal.publish.streams import file_pieces
 
 logger = logging.getLogger(__name__)
@@ -371,13 +372,10 @@ class MetadataTap:
 
 def _sniff(start: bytes) -> str | None:
     """The format of a file from its first 12 bytes (None: not one an export writes)."""
-    if start.startswith(b"\xff\xd8"):
+    if start.startswith(b"\xff\xd8"):  # SOI alone: whatever follows, the segments are walked as JPEG's
         return "JPEG"
-    if start.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if start[:4] == b"RIFF" and start[8:12] == b"WEBP":
-        return "WEBP"
-    return None
+    still = still_format(start)
+    return still if still in ("PNG", "WEBP") else None
 
 
 class _Found:

@@ -173,6 +173,21 @@ class BundlePost:
             raise InvalidInput("a part is (k, n) with 1 <= k <= n")
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One bundle's posts and what every bundle format writes about them (zip and e-mail alike)."""
+
+    posts: Sequence[BundlePost]
+    #: This bundle's number (from 1) and how many bundles the export makes.
+    number: int
+    batches: int
+    #: ISO time (UTC): the manifest's or the message's date, and the privacy report's.
+    created_at: str
+    title: str
+    #: The export's location mode, as the privacy report states it.
+    location: str | None = None
+
+
 #: A drawn line: (lat, lon) positions in degrees, in recorded order.
 Line = tuple[tuple[float, float], ...]
 
@@ -700,15 +715,10 @@ def map_assets() -> list[tuple[str, Path]]:
 
 def build_bundle(
     dest: Path,
+    batch: Batch,
     *,
-    posts: Sequence[BundlePost],
-    batch: int,
-    batches: int,
-    created_at: str,
-    title: str,
     staging: Path | None = None,
     submit: Submit | None = None,
-    location: str | None = None,
     tracks: Sequence[BundleTrack] = (),
     tracks_withheld: int = 0,
 ) -> BundleInfo:
@@ -719,6 +729,7 @@ def build_bundle(
     as lines (the caller gives them only for `exact` bundles); `tracks_withheld` counts the ones
     left out for a privacy zone, which the privacy section mentions.
     """
+    posts, title = batch.posts, batch.title
     points = map_point_data(posts)
     routes = _track_lines(tracks)
     map_page: MapPage | Callable[[], MapPage] | None = None
@@ -734,20 +745,20 @@ def build_bundle(
         tracks=(len(tracks), tracks_withheld),
         title=title,
         has_map=bool(points or routes),
-        batch=batch,
-        batches=batches,
-        created_at=created_at,
+        batch=batch.number,
+        batches=batch.batches,
+        created_at=batch.created_at,
     )
     return write_bundle_zip(
         dest,
         posts=posts,
-        batch=batch,
-        batches=batches,
-        created_at=created_at,
+        batch=batch.number,
+        batches=batch.batches,
+        created_at=batch.created_at,
         index_html=index_html,
         map_page=map_page,
         staging=staging,
-        location=location,
+        location=batch.location,
     )
 
 

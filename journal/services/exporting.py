@@ -939,34 +939,16 @@ def _write_and_record(
     """Write one batch's file, then record it; the file is removed again when recording fails."""
     dest = run.out_dir / run.file_name(number, batches)
     message_id: str | None = None
+    batch = zipbundle.Batch(posts, number, batches, run.created_text, run.title, run.request.location)
     if run.request.format == "zip":
         drawn, withheld = tracks.for_batch(posts)
         info = zipbundle.build_bundle(
-            dest,
-            posts=posts,
-            batch=number,
-            batches=batches,
-            created_at=run.created_text,
-            title=run.title,
-            staging=run.staging,
-            submit=workers.submit,
-            location=run.request.location,
-            tracks=drawn,
-            tracks_withheld=withheld,
+            dest, batch, staging=run.staging, submit=workers.submit, tracks=drawn, tracks_withheld=withheld
         )
         sha256, size = info.sha256, info.bytes
     else:
         message = emailbundle.build_bundle(
-            dest,
-            posts=posts,
-            batch=number,
-            batches=batches,
-            created_at=run.created_text,
-            title=run.title,
-            sender=run.request.mail_from,
-            to=run.request.mail_to,
-            staging=run.staging,
-            location=run.request.location,
+            dest, batch, sender=run.request.mail_from, to=run.request.mail_to, staging=run.staging
         )
         sha256, size, message_id = message.sha256, message.bytes, message.message_id
     try:
