@@ -113,12 +113,13 @@ def test_two_app_instances_share_the_throttle(app: Flask, client: FlaskClient, c
 
 
 def test_throttle_state_lives_in_each_home_database_only(
-    app: Flask, client: FlaskClient, clock: Clock, tmp_path: Path
+    app: Flask, client: FlaskClient, clock: Clock, tmp_path: Path, another_database_url: str | None
 ) -> None:
     """Failures on one home's app never slow another home's; a new app on the same home knows
     exactly what that database holds (no state kept in the process between apps)."""
     make_user(app, "bob")
-    elsewhere = create_app(Settings(home=tmp_path / "other-home", workers=1), TESTING=True)
+    other = Settings(home=tmp_path / "other-home", database_url=another_database_url or "", workers=1)
+    elsewhere = create_app(other, TESTING=True)
     elsewhere.extensions["journal.throttle"].clock = clock
     make_user(elsewhere, "bob")
     try:
