@@ -12,8 +12,8 @@ from sqlalchemy import delete
 from journal.app import create_app
 from journal.config import Settings
 from journal.models import LoginThrottle
-from tests.conftest import PASSWORD, csrf_token, make_user, sign_in
 from tests.test_services_throttle import Clock
+from tests.web import PASSWORD, csrf_token, make_user, sign_in
 
 
 def test_healthz_needs_no_login(client: FlaskClient) -> None:
