@@ -10,8 +10,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete
 
 from journal.app import create_app
-from journal.config import Settings
 from journal.models import LoginThrottle
+from tests.databases import settings_for
 from tests.test_services_throttle import Clock
 from tests.web import PASSWORD, csrf_token, make_user, sign_in
 
@@ -113,12 +113,12 @@ def test_two_app_instances_share_the_throttle(app: Flask, client: FlaskClient, c
 
 
 def test_throttle_state_lives_in_each_home_database_only(
-    app: Flask, client: FlaskClient, clock: Clock, tmp_path: Path
+    app: Flask, client: FlaskClient, clock: Clock, tmp_path: Path, another_database_url: str | None
 ) -> None:
     """Failures on one home's app never slow another home's; a new app on the same home knows
     exactly what that database holds (no state kept in the process between apps)."""
     make_user(app, "bob")
-    elsewhere = create_app(Settings(home=tmp_path / "other-home", workers=1), TESTING=True)
+    elsewhere = create_app(settings_for(tmp_path / "other-home", another_database_url), TESTING=True)
     elsewhere.extensions["journal.throttle"].clock = clock
     make_user(elsewhere, "bob")
     try:
