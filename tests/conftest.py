@@ -5,19 +5,19 @@ database on a PostgreSQL server the tests start (tests/pgserver.py, one per test
 the tests that use a database run (the others are deselected: they would only repeat themselves).
 Every fixture and helper that makes Settings, the app, a CLI runner, a `journal` subprocess or a live
 `journal serve` takes the test's `database_url`.
+
+This file holds fixtures and pytest hooks only; the helpers that tests import are in modules named for
+what they hold: tests/databases.py (the suite's database, settings_for, journal_env, db_rows),
+tests/samples.py (the shared sample files), tests/web.py (accounts, sign-in, CSRF) and tests/servers.py
+(free ports, a live `journal serve`).
 """
 
 from __future__ import annotations
 
 import os
-import re
-import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
@@ -25,26 +25,19 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import Phase
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from journal import db
 from journal.app import create_app
 from journal.config import Settings
-from tests.waiting import serving, wait_until
+from tests.databases import ON_POSTGRES, TEST_DB, settings_for, use_database
+from tests.samples import exif_sample
+from tests.servers import LiveServer, live_journal
+from tests.web import make_user, sign_in
 
 if TYPE_CHECKING:
     from tests.pgserver import PgServer
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-EXIF_SAMPLES = SHARED / "samples" / "exif"
-GPX_SAMPLES = SHARED / "samples" / "gpx"
-
-#: The database the suite runs on: "sqlite" (the default) or "postgresql".
-TEST_DB = os.environ.get("JOURNAL_TEST_DB", "sqlite").strip().lower() or "sqlite"
-if TEST_DB not in ("sqlite", "postgresql"):
-    raise pytest.UsageError(f"JOURNAL_TEST_DB must be sqlite or postgresql, not {TEST_DB!r}")
-ON_POSTGRES = TEST_DB == "postgresql"
 #: A test with one of these fixtures uses a database.
 DATABASE_FIXTURES = frozenset(
     {"database_url", "another_database_url", "module_database_url", "new_database_url", "empty_database_url"}
@@ -134,33 +127,6 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         yield url or f"sqlite:///{tmp_path / 'empty.db'}"
 
 
-def journal_env(home: Path, database_url: str | None, **extra: str) -> dict[str, str]:
-    """The environment of a `journal` subprocess on this data home and database."""
-    env = {**os.environ, "JOURNAL_HOME": str(home), **extra}
-    if database_url:
-        env["JOURNAL_DATABASE_URL"] = database_url
-    else:
-        env.pop("JOURNAL_DATABASE_URL", None)
-    return env
-
-
-def settings_for(home: Path, database_url: str | None, **changes: object) -> Settings:
-    """Settings for a data home on a database (None: the SQLite file in the home), one worker."""
-    values: dict[str, object] = {"workers": 1, **changes}
-    return Settings(home=home, database_url=database_url or "", **values)  # type: ignore[arg-type]
-
-
-def db_rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
-    """Run plain SQL on the settings' database apart from the app's engine (committed); the rows, if any."""
-    engine = db.make_engine(settings.database_url)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(text(sql))
-            return [tuple(row) for row in result] if result.returns_rows else []
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str | None) -> Settings:
     """Settings for a data home in a temp folder and the test's database, one worker."""
@@ -203,31 +169,14 @@ def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     return CliRunner()
 
 
-def use_database(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    """Point JOURNAL_HOME and JOURNAL_DATABASE_URL (unset for the SQLite default) at these settings."""
-    monkeypatch.setenv("JOURNAL_HOME", str(settings.home))
-    if settings.database_url == Settings(home=settings.home).database_url:
-        monkeypatch.delenv("JOURNAL_DATABASE_URL", raising=False)
-    else:
-        monkeypatch.setenv("JOURNAL_DATABASE_URL", settings.database_url)
-
-
 @pytest.fixture
 def sample() -> Callable[[str], Path]:
-    """Path of a file in ../shared/samples/exif."""
+    """Path of a sample photo by name (tests/samples.py: exif_sample)."""
 
-    def find(name: str) -> Path:
-        path = EXIF_SAMPLES / name
-        if not path.exists():
-            raise FileNotFoundError(f"sample {name} missing: is ../shared beside the repository?")
-        return path
-
-    return find
+    return exif_sample
 
 
 # --- web -------------------------------------------------------------------------------------
-
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -244,31 +193,6 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-def csrf_token(client: FlaskClient, path: str = "/login") -> str:
-    """The CSRF token of the client's session, read from a page's form."""
-    html = client.get(path).get_data(as_text=True)
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
-        r'name="csrf_token" value="([^"]+)"', html
-    )
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
-
-
-def make_user(app: Flask, name: str = "alice", password: str = PASSWORD) -> int:
-    """Create an account directly through the service; returns its id."""
-    from journal.services import users
-
-    with app.extensions["journal.sessions"]() as s, s.begin():
-        return users.create_user(s, name, password).id
-
-
-def sign_in(client: FlaskClient, name: str = "alice", password: str = PASSWORD) -> None:
-    """Sign the client in through the real login form."""
-    token = csrf_token(client, "/login")
-    response = client.post("/login", data={"name": name, "password": password, "csrf_token": token})
-    assert response.status_code == 302, response.get_data(as_text=True)
-
-
 @pytest.fixture
 def user_client(app: Flask, client: FlaskClient) -> FlaskClient:
     """A client signed in as alice (the owner)."""
@@ -277,59 +201,11 @@ def user_client(app: Flask, client: FlaskClient) -> FlaskClient:
     return client
 
 
-@dataclass
-class LiveServer:
-    """A real `journal serve` process on 127.0.0.1."""
-
-    url: str
-    home: Path
-    process: subprocess.Popen[bytes]
-    database_url: str | None = None
-
-    @property
-    def settings(self) -> Settings:
-        """The server's settings (its data home and database)."""
-        return Settings(home=self.home, database_url=self.database_url or "")
-
-    def env(self, **extra: str) -> dict[str, str]:
-        """The environment of a `journal` subprocess working on the server's data."""
-        return journal_env(self.home, self.database_url, **extra)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def live_server(tmp_path: Path, database_url: str | None) -> Iterator[LiveServer]:
     """Start `journal serve` on a free loopback port with its own data home; stop it afterwards."""
-    home = tmp_path / "live-home"
-    port = free_port()
-    env = journal_env(home, database_url)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "journal", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(serving(url, process), 30, "journal serve to answer /healthz")
-    except AssertionError:
-        process.kill()
-        raise
-    yield LiveServer(url, home, process, database_url)
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    if process.stderr:
-        process.stderr.close()
+    with live_journal(tmp_path / "live-home", database_url) as server:
+        yield server
 
 
 # --- the property-based sweep (tests/test_sweep.py) -------------------------------------------------

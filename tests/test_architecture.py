@@ -2,7 +2,8 @@
 a transaction in journal/services (a Session's caller, or a run_* job given the session factory).
 
 journal.media and journal.publish are packages of plain modules: they never import the use cases
-(journal.services) nor anything above them.
+(journal.services) nor anything above them. No module of tests/, bench/ or scripts/ imports the tests'
+conftest.py (it holds fixtures and hooks; the helpers are in tests/web.py, tests/samples.py and so on).
 
 Read from the modules' ASTs (nothing is imported), so an import hidden inside a function counts too.
 """
@@ -327,3 +328,52 @@ def test_private_helpers_that_take_the_factory_serve_run_jobs_only() -> None:
             if users and name not in allowed:
                 where = f"{module_name(path)}.{name or type(top).__name__}"
                 pytest.fail(f"{where} uses {sorted(users)}, which take the factory for run_* jobs only")
+
+
+# --- conftest.py holds fixtures and hooks; the helpers the tests import live in their own modules -----
+
+ROOT = PACKAGE.parent
+#: Folders whose modules may import the test helpers.
+TEST_IMPORTERS = ("tests", "bench", "scripts")
+
+
+def conftest_imports(path: Path) -> list[int]:
+    """The lines of a file that import the tests' conftest.py (absolutely, relatively or bare)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            named = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            source = node.module or ""
+            named = [source, *(f"{source}.{alias.name}" if source else alias.name for alias in node.names)]
+        else:
+            continue
+        if any(name.split(".")[-1] == "conftest" for name in named):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_the_conftest_check_sees_each_way_of_importing_it(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    lines = [
+        "import tests.{c}",
+        "from tests.{c} import x",
+        "from tests import {c}",
+        "from . import {c} as c",
+        "from .{c} import y",
+        "import {c}",
+        "def f():",
+        "    from tests.{c} import z",
+        "from tests.web import sign_in",
+        "import tests.samples",
+    ]
+    module.write_text("\n".join(lines).format(c="conftest") + "\n", encoding="utf-8")
+    assert conftest_imports(module) == [1, 2, 3, 4, 5, 6, 8]
+
+
+def test_no_module_imports_conftest() -> None:
+    """conftest.py holds fixtures and hooks only: a helper a test needs lives in a module named for it."""
+    modules = sorted(path for folder in TEST_IMPORTERS for path in (ROOT / folder).rglob("*.py"))
+    assert ROOT / "tests" / "conftest.py" in modules
+    offenders = [f"{path.relative_to(ROOT)}:{line}" for path in modules for line in conftest_imports(path)]
+    assert offenders == [], "these import conftest.py; import its helpers from their modules"

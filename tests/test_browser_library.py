@@ -1,6 +1,6 @@
 """The library in Debian's Chromium against a real `journal serve`: grid, photo page, edits, no network.
 
-Screenshots (library.png, photo.png) go to the `shots` folder (tests/conftest.py).
+Screenshots (library.png, photo.png) go to the `shots` folder (the `shots` fixture in conftest.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.browser import launch_chromium, offline_context, page_errors, wait_settled
-from tests.conftest import EXIF_SAMPLES, PASSWORD, LiveServer
+from tests.samples import EXIF_SAMPLES
+from tests.servers import LiveServer
+from tests.web import PASSWORD
 
 pytestmark = [
     pytest.mark.browser,

@@ -3,7 +3,7 @@
 A trip is imported with `journal import`: photos made with Pillow (a walk without GPS inside
 cerknicko-jezero.gpx's time span, GPS photos in four towns, one photo that stays without a position)
 and the GPX track itself. Screenshots (map.png, trip.png, trip-phone.png, map-fiji.png and
-bundle-fiji.png) go to the `shots` folder (tests/conftest.py).
+bundle-fiji.png) go to the `shots` folder (the `shots` fixture in conftest.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import pytest
 from journal import db
 from journal.models import Photo, Post, Trip
 from tests.browser import launch_chromium, offline_context, page_errors, wait_settled
-from tests.conftest import GPX_SAMPLES, PASSWORD, LiveServer
 from tests.imaging import make_jpeg
+from tests.samples import GPX_SAMPLES
+from tests.servers import LiveServer
+from tests.web import PASSWORD
 
 pytestmark = [
     pytest.mark.browser,

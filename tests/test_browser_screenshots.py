@@ -19,7 +19,9 @@ import pytest
 from PIL import Image
 
 from tests.browser import launch_chromium, offline_context, page_errors, wait_settled
-from tests.conftest import EXIF_SAMPLES, GPX_SAMPLES, PASSWORD, LiveServer
+from tests.samples import EXIF_SAMPLES, GPX_SAMPLES
+from tests.servers import LiveServer
+from tests.web import PASSWORD
 
 pytestmark = [
     pytest.mark.browser,

@@ -14,8 +14,10 @@ from sqlalchemy import select
 from journal import db
 from journal.models import Photo
 from tests.browser import RequestLog, launch_chromium, offline_context
-from tests.conftest import EXIF_SAMPLES, PASSWORD, LiveServer
 from tests.imaging import make_jpeg
+from tests.samples import EXIF_SAMPLES
+from tests.servers import LiveServer
+from tests.web import PASSWORD
 
 pytestmark = [
     pytest.mark.browser,

@@ -16,9 +16,10 @@ from journal.cli import cli
 from journal.config import Settings
 from journal.models import Export, ExportPost, OutgoingMessage, Publication
 from journal.services import exporting, publishing
-from tests.conftest import csrf_token, make_user, sign_in, use_database
+from tests.databases import use_database
 from tests.imaging import make_jpeg
 from tests.test_services_exporting import import_files
+from tests.web import csrf_token, make_user, sign_in
 
 
 def factory_of(app: Flask) -> sessionmaker[Session]:

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from journal.cli import cli
-from tests.conftest import EXIF_SAMPLES
 from tests.imaging import make_jpeg
+from tests.samples import EXIF_SAMPLES
 
 
 def all_commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:

@@ -7,7 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from journal.cli import cli
-from tests.conftest import PASSWORD, make_user, sign_in
+from tests.web import PASSWORD, make_user, sign_in
 
 
 def test_user_passwd_signs_out_every_session(app: Flask, client: FlaskClient, runner: CliRunner) -> None:

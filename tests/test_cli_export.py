@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from journal.cli import cli
 from journal.config import Settings
 from journal.models import OutgoingMessage, Publication
 from journal.publish.platforms import PLATFORMS
+from tests.servers import free_port
 from tests.test_services_exporting import Library, make_library
 
 __all__ = ["SmtpRecorder", "smtp_server"]
@@ -48,18 +48,11 @@ class SmtpRecorder:
         return "250 2.0.0 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[SmtpRecorder, str]]:
     """A real SMTP server on 127.0.0.1 (aiosmtpd) and its smtp:// URL."""
     recorder = SmtpRecorder()
-    port = _free_port()
+    port = free_port()
     controller = Controller(recorder, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -190,10 +183,10 @@ def test_send_failure_in_the_middle_then_rerun(
 
 def test_send_without_recipient_or_server(runner: CliRunner, library: Library) -> None:
     runner.invoke(cli, ["export", "--format", "eml", "--trip", "Korea"])
-    no_rcpt = runner.invoke(cli, ["send", "--smtp", f"smtp://127.0.0.1:{_free_port()}"])
+    no_rcpt = runner.invoke(cli, ["send", "--smtp", f"smtp://127.0.0.1:{free_port()}"])
     assert no_rcpt.exit_code == 1 and "no recipient (give one with --to)" in no_rcpt.stderr
     down = runner.invoke(
-        cli, ["send", "--smtp", f"smtp://127.0.0.1:{_free_port()}", "--to", "a@b.org", "--retries", "0"]
+        cli, ["send", "--smtp", f"smtp://127.0.0.1:{free_port()}", "--to", "a@b.org", "--retries", "0"]
     )
     assert down.exit_code == 1 and "cannot connect" in down.stderr
     bad = runner.invoke(cli, ["send", "--smtp", "http://example.org"])

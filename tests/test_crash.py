@@ -13,7 +13,7 @@ import pytest
 
 from journal import storage
 from journal.config import Settings
-from tests.conftest import db_rows, journal_env
+from tests.databases import db_rows, journal_env
 from tests.imaging import make_jpeg
 from tests.waiting import wait_until
 

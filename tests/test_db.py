@@ -13,7 +13,7 @@ from journal import db
 from journal.cli import cli
 from journal.config import Settings
 from journal.db import Base
-from tests.conftest import ON_POSTGRES, TEST_DB
+from tests.databases import ON_POSTGRES, TEST_DB
 
 
 def test_empty_database_upgrades_to_head(empty_database_url: str) -> None:

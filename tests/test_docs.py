@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 #: Test modules that read the sample files beside the repository (the test setup may name them).
-SAMPLE_READERS = {"tests/conftest.py", "tests/test_metadata.py", "tests/test_docs.py"}
+SAMPLE_READERS = {"tests/samples.py", "tests/test_metadata.py", "tests/test_docs.py"}
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```(?:sh|bash)?\n(.*?)^```", re.S | re.M)

@@ -32,8 +32,9 @@ from journal import db
 from journal.models import OutgoingMessage, Photo
 from journal.services import zones
 from tests.browser import launch_chromium
-from tests.conftest import EXIF_SAMPLES, journal_env, settings_for
-from tests.test_cli_export import _free_port
+from tests.databases import journal_env, settings_for
+from tests.samples import EXIF_SAMPLES
+from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -336,7 +337,7 @@ def test_email_bundles_are_sent_exactly_once(home: Home, tmp_path: Path) -> None
     wanted = [ids[Path(f).name] for f in files]
 
     server = CrashingServer(kill_at=3)
-    port = _free_port()
+    port = free_port()
     controller = Controller(server, hostname="127.0.0.1", port=port)
     controller.start()
     try:

@@ -24,8 +24,9 @@ from journal.cli import cli
 from journal.media import inspectjson, metadata
 from journal.models import ImportFailure, Photo
 from journal.services import importing
-from tests.conftest import csrf_token, journal_env
+from tests.databases import journal_env
 from tests.edgefiles import jpeg_with
+from tests.web import csrf_token
 
 OVERFLOWING = [
     ("9999:12:31 23:59:59", "-12:00"),

@@ -17,8 +17,8 @@ from journal import storage
 from journal.app import create_app
 from journal.cli import cli
 from journal.config import Settings
-from tests.conftest import csrf_token, make_user, sign_in
 from tests.imaging import make_jpeg
+from tests.web import csrf_token, make_user, sign_in
 
 
 @pytest.fixture(autouse=True)

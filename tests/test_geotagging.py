@@ -29,9 +29,9 @@ from journal.config import Settings
 from journal.geo import haversine_m
 from journal.models import Photo, Track, Trip
 from journal.services import editing, geotagging
-from tests.conftest import PASSWORD, csrf_token, sign_in
 from tests.imaging import make_jpeg
 from tests.machine import needs_tool
+from tests.web import PASSWORD, csrf_token, sign_in
 
 START = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 SEGMENTS = [

@@ -18,7 +18,7 @@ from journal.config import Settings
 from journal.errors import WrongDatabase
 from journal.models import Photo
 from journal.services import housekeeping, importing, users
-from tests.conftest import journal_env
+from tests.databases import journal_env
 from tests.imaging import make_jpeg
 
 

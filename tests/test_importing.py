@@ -14,8 +14,8 @@ from journal import storage
 from journal.config import Settings
 from journal.models import ImportFailure, Photo, Post, Trip
 from journal.services import importing, users
-from tests.conftest import EXIF_SAMPLES
 from tests.imaging import make_jpeg
+from tests.samples import EXIF_SAMPLES
 
 
 @pytest.fixture

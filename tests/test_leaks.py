@@ -25,9 +25,9 @@ from journal.models import Export
 from journal.publish import emailbundle, leaks, scrub, zipbundle
 from journal.publish.scrub import ExifKeep, scrub_jpeg
 from journal.publish.zipbundle import BundleFile, BundlePost, write_bundle_zip
-from tests.conftest import EXIF_SAMPLES
 from tests.imaging import exif_bytes, make_jpeg
 from tests.machine import needs_tool
+from tests.samples import EXIF_SAMPLES
 from tests.test_scrub import KEEP, dirty_jpeg
 from tests.test_services_exporting import add_private_metadata, create_user, export, import_files
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import shutil
-import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from journal.publish.mail import (
     send_messages,
 )
 from tests.machine import needs_tool
+from tests.servers import free_port
 
 SENDER = "Traveller <me@example.org>"
 FRIEND = "friend@example.org"
@@ -167,13 +167,6 @@ class Recorder:
                 return reply
         self.accepted.append((message_id, list(envelope.rcpt_tos)))
         return "250 2.0.0 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -29,9 +29,10 @@ from journal.config import Settings
 from journal.errors import InvalidInput
 from journal.models import Export, OutgoingMessage, User
 from journal.publish import mail
-from tests.conftest import PASSWORD, csrf_token, make_user, sign_in, use_database
+from tests.databases import use_database
 from tests.imaging import make_jpeg
 from tests.test_services_exporting import import_files
+from tests.web import PASSWORD, csrf_token, make_user, sign_in
 
 ALLOWED = "blog@example.org"
 EVIL = "evil@attacker.example"

@@ -18,8 +18,9 @@ from werkzeug.test import EnvironBuilder
 from journal import names
 from journal.cli import cli
 from journal.config import Settings
-from tests.conftest import csrf_token, db_rows
+from tests.databases import db_rows
 from tests.imaging import make_jpeg
+from tests.web import csrf_token
 
 
 def bytes_named(folder: Path, raw: bytes, content: bytes) -> Path:

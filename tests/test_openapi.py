@@ -27,9 +27,10 @@ from journal import __version__
 from journal.app import create_app
 from journal.models import Photo, User
 from journal.services import users
-from tests.conftest import csrf_token, make_user, settings_for, sign_in
+from tests.databases import settings_for
 from tests.imaging import make_jpeg
 from tests.schemas import openapi, openapi_validator, pointer
+from tests.web import csrf_token, make_user, sign_in
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 MAX_UPLOAD = 300_000

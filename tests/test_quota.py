@@ -25,9 +25,10 @@ from journal.cli import cli
 from journal.config import Settings
 from journal.models import Export, ImportFailure
 from journal.services import exporting, quota
-from tests.conftest import PASSWORD, csrf_token, make_user, sign_in, use_database
+from tests.databases import use_database
 from tests.imaging import make_jpeg
 from tests.test_services_exporting import import_files
+from tests.web import PASSWORD, csrf_token, make_user, sign_in
 
 ROOT = Path(__file__).resolve().parents[1]
 

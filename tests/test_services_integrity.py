@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from journal import storage
 from journal.cli import cli
 from journal.config import Settings
-from tests.conftest import db_rows
+from tests.databases import db_rows
 from tests.imaging import make_jpeg
+from tests.samples import GPX_SAMPLES
 
 
 def add_user(runner: CliRunner, name: str = "alice", env: dict[str, str] | None = None) -> None:
@@ -154,8 +155,6 @@ def test_check_help_mentions_repair(extra: list[str]) -> None:
 
 
 def test_orphan_track_is_reindexed(runner: CliRunner, settings: Settings) -> None:
-    from tests.conftest import GPX_SAMPLES
-
     add_user(runner)
     sample = sorted(GPX_SAMPLES.glob("*.gpx"))[0]
     assert runner.invoke(cli, ["import", str(sample)]).exit_code == 0

@@ -12,8 +12,8 @@ from journal import route
 from journal.config import Settings
 from journal.models import Trip
 from journal.services import map_routes, maps, mapscope, tracks, users
-from tests.conftest import GPX_SAMPLES
 from tests.mapdata import add_photo, at
+from tests.samples import GPX_SAMPLES
 
 
 @pytest.fixture

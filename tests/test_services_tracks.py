@@ -20,8 +20,8 @@ from journal.config import Settings
 from journal.geo import haversine_m
 from journal.models import Photo, Track, Trip
 from journal.services import geotagging, importing, tracks, users
-from tests.conftest import GPX_SAMPLES
 from tests.imaging import make_jpeg
+from tests.samples import GPX_SAMPLES
 
 CERKNICA = GPX_SAMPLES / "cerknicko-jezero.gpx"
 CEST = timedelta(hours=2)

@@ -35,8 +35,9 @@ from journal.models import Photo, Post, Trip, User
 from journal.publish.platforms import PLATFORMS
 from journal.services import exporting
 from tests import walker
-from tests.conftest import csrf_token, make_user, settings_for, sign_in
+from tests.databases import settings_for
 from tests.edgefiles import raw_exif
+from tests.web import csrf_token, make_user, sign_in
 
 pytestmark = pytest.mark.slow
 

@@ -25,8 +25,11 @@ from journal import db
 from journal.app import create_app
 from journal.models import ImportFailure, Photo, Post, Trip, User
 from journal.services import users
-from tests.conftest import GPX_SAMPLES, LiveServer, csrf_token, make_user, settings_for, sign_in
+from tests.databases import settings_for
 from tests.imaging import make_jpeg
+from tests.samples import GPX_SAMPLES
+from tests.servers import LiveServer
+from tests.web import csrf_token, make_user, sign_in
 
 GPX = b'<?xml version="1.0"?><gpx version="1.1" creator="t"><trk><trkseg></trkseg></trk></gpx>'
 

@@ -10,10 +10,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete
 
 from journal.app import create_app
-from journal.config import Settings
 from journal.models import LoginThrottle
-from tests.conftest import PASSWORD, csrf_token, make_user, sign_in
+from tests.databases import settings_for
 from tests.test_services_throttle import Clock
+from tests.web import PASSWORD, csrf_token, make_user, sign_in
 
 
 def test_healthz_needs_no_login(client: FlaskClient) -> None:
@@ -118,8 +118,7 @@ def test_throttle_state_lives_in_each_home_database_only(
     """Failures on one home's app never slow another home's; a new app on the same home knows
     exactly what that database holds (no state kept in the process between apps)."""
     make_user(app, "bob")
-    other = Settings(home=tmp_path / "other-home", database_url=another_database_url or "", workers=1)
-    elsewhere = create_app(other, TESTING=True)
+    elsewhere = create_app(settings_for(tmp_path / "other-home", another_database_url), TESTING=True)
     elsewhere.extensions["journal.throttle"].clock = clock
     make_user(elsewhere, "bob")
     try:

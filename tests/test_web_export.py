@@ -18,9 +18,9 @@ from journal.errors import Conflict, NotFound
 from journal.models import Export, PrivacyZone, Trip
 from journal.services import zones
 from journal.web.export import Job, Jobs, parse_export_form
-from tests.conftest import csrf_token, sign_in
 from tests.test_services_exporting import Library, create_user, make_library
 from tests.waiting import wait_until
+from tests.web import csrf_token, sign_in
 
 XSS = "<script>alert(1)</script>"
 PASSWORD = "password123"

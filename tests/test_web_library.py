@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from journal.config import Settings
 from journal.models import Photo
 from journal.services import editing, library
-from tests.conftest import csrf_token, make_user
 from tests.imaging import make_jpeg
 from tests.test_services_library import BANGKOK, BERLIN, import_photos
+from tests.web import csrf_token, make_user
 
 XSS = "<script>alert(1)</script>"
 

@@ -18,8 +18,8 @@ from werkzeug.test import EnvironBuilder
 from journal.config import Settings
 from journal.models import Photo, Post, Trip
 from journal.web.maps import online_origin
-from tests.conftest import csrf_token, make_user, sign_in
 from tests.mapdata import add_photo
+from tests.web import csrf_token, make_user, sign_in
 
 EVIL = "<img src=x onerror=alert(1)>"
 

@@ -15,8 +15,8 @@ from werkzeug.test import TestResponse
 
 from journal.models import Photo
 from journal.web.media import IMMUTABLE, REVALIDATE, VERSION_CHARS, photo_url
-from tests.conftest import csrf_token, make_user, sign_in
 from tests.imaging import make_jpeg
+from tests.web import csrf_token, make_user, sign_in
 
 
 def json_of(response: TestResponse) -> Any:

@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from journal.models import Photo, Post
 from journal.services import library, posts
-from tests.conftest import csrf_token, make_user, use_database
+from tests.databases import use_database
 from tests.test_web_library import XSS, add_photos, app_sessions, user_id_of
+from tests.web import csrf_token, make_user
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ import json
 import re
 import resource
 import socket
-import subprocess
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -30,9 +28,10 @@ from journal.config import Settings
 from journal.models import Photo, Post
 from journal.services import editing, importing, uploads, users
 from journal.web.upload import StagingRequest
-from tests.conftest import PASSWORD, LiveServer, csrf_token, free_port, journal_env, make_user, settings_for
+from tests.databases import settings_for
 from tests.imaging import make_jpeg
-from tests.waiting import serving, wait_until
+from tests.servers import LiveServer, live_journal
+from tests.web import PASSWORD, csrf_token, make_user
 
 # --- huge ids -----------------------------------------------------------------------------------
 
@@ -361,38 +360,13 @@ def scarce_server(tmp_path: Path, database_url: str | None) -> Iterator[tuple[st
     with db.make_session_factory(engine).begin() as s:
         secret = users.create_token(s, users.create_user(s, "alice", PASSWORD))
     engine.dispose()
-    env = journal_env(settings.home, database_url)
-    port = free_port()
 
     def limit_descriptors() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (DESCRIPTORS, DESCRIPTORS))
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "journal", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=limit_descriptors,
-    )
-    url = f"http://127.0.0.1:{port}"
-    _wait_for(url, process)
-    yield url, secret, settings
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    if process.stderr:
-        process.stderr.close()
-
-
-def _wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
-    try:  # generous: only detects a server that never starts
-        wait_until(serving(url, process), 60, "journal serve to answer /healthz")
-    except AssertionError:
-        process.kill()
-        raise
+    # a generous wait: it only detects a server that never starts
+    with live_journal(settings.home, database_url, timeout_s=60, preexec_fn=limit_descriptors) as server:
+        yield server.url, secret, settings
 
 
 def _post_parts(url: str, secret: str, files: list[tuple[bytes, str]]) -> tuple[int, Any]:

@@ -16,7 +16,7 @@ from journal.app import create_app
 from journal.config import Settings
 from journal.models import LoginThrottle
 from journal.services import users
-from tests.conftest import PASSWORD, csrf_token, make_user, sign_in
+from tests.web import PASSWORD, csrf_token, make_user, sign_in
 
 NEW_PASSWORD = "a brand new passphrase"
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from journal.models import ApiToken, User, utcnow
 from journal.services import users
-from tests.conftest import csrf_token, make_user, sign_in
+from tests.web import csrf_token, make_user, sign_in
 
 
 def new_token(app: Flask, name: str = "alice", **options: object) -> str:

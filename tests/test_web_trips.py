@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from journal.models import Photo, Post, Trip
 from journal.services import editing
-from tests.conftest import csrf_token, make_user
 from tests.test_web_library import XSS, add_photos, app_sessions, user_id_of
+from tests.web import csrf_token, make_user
 
 
 def form(client: FlaskClient, data: dict[str, str] | None = None) -> dict[str, str]:

@@ -15,8 +15,9 @@ from journal.app import create_app
 from journal.config import Settings
 from journal.services import importing
 from journal.web.upload import StagingRequest
-from tests.conftest import csrf_token, make_user, settings_for, sign_in
+from tests.databases import settings_for
 from tests.imaging import make_jpeg
+from tests.web import csrf_token, make_user, sign_in
 
 
 def json_of(response: TestResponse) -> Any:
